@@ -1,0 +1,1 @@
+"""Calibration and evaluation data: sources, preprocessing, INT8 calibrators, explicit quantization."""

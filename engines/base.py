@@ -1,0 +1,114 @@
+"""The ``Engine`` interface every backend and every runtime strategy implements.
+
+An engine has named inputs and outputs (:class:`TensorSpec`, ``-1`` marks a dynamic axis), runs
+``infer({name: array}) -> {name: array}`` on a batch of any size up to ``max_batch``, and is a
+context manager. Outputs are always fresh arrays owned by the caller (never reused buffers), so a
+caller such as the memo may keep them without copying again.
+"""
+import numpy as np
+
+from toolkit.errors import InputError
+
+
+class TensorSpec(object):
+    """Name, shape (``-1`` for a dynamic axis) and numpy dtype of one engine input or output."""
+
+    __slots__ = ("name", "shape", "dtype")
+
+    def __init__(self, name, shape, dtype):
+        self.name = str(name)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+
+    def to_dict(self):
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data["name"], data["shape"], data["dtype"])
+
+    def __eq__(self, other):
+        return isinstance(other, TensorSpec) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return "TensorSpec({!r}, {}, {})".format(self.name, self.shape, self.dtype.name)
+
+
+class Engine(object):
+    """Base class: subclasses set ``inputs``, ``outputs``, ``max_batch`` and implement ``_run``."""
+
+    inputs = ()
+    outputs = ()
+    max_batch = None  # None: no limit
+    min_batch = 1
+
+    def infer(self, feeds):
+        """Check ``feeds`` against ``inputs`` and run one batch; returns ``{output name: array}``."""
+        self.check_feeds(feeds)
+        return self._run(feeds)
+
+    def _run(self, feeds):
+        raise NotImplementedError
+
+    def check_feeds(self, feeds):
+        """Raise InputError unless ``feeds`` has exactly the inputs, with matching dtype and shape."""
+        names = set(feeds)
+        expected = [spec.name for spec in self.inputs]
+        if names != set(expected):
+            raise InputError("engine inputs are {}, got {}".format(expected, sorted(names)))
+        batch = None
+        for spec in self.inputs:
+            array = feeds[spec.name]
+            if not isinstance(array, np.ndarray):
+                raise InputError("input '{}' must be a numpy array, got {}".format(
+                    spec.name, type(array).__name__))
+            if array.dtype != spec.dtype:
+                raise InputError("input '{}' must be {}, got {}".format(
+                    spec.name, spec.dtype.name, array.dtype.name))
+            if array.ndim != len(spec.shape) or any(
+                    want not in (-1, got) for want, got in zip(spec.shape, array.shape)):
+                raise InputError("input '{}' must have shape {}, got {}".format(
+                    spec.name, _shape_text(spec.shape), _shape_text(array.shape)))
+            if batch is None and array.ndim:
+                batch = array.shape[0]
+        if batch is not None and self.max_batch is not None and batch > self.max_batch:
+            raise InputError("batch {} is above the engine's maximum batch {} (rebuild with a larger "
+                             "--max-batch)".format(batch, self.max_batch))
+        if batch is not None and batch < 1:
+            raise InputError("empty batch: at least one sample is needed")
+
+    @property
+    def input(self):
+        """The single input's spec (InputError if the engine has several)."""
+        if len(self.inputs) != 1:
+            raise InputError("engine has {} inputs; name one".format(len(self.inputs)))
+        return self.inputs[0]
+
+    def identity(self):
+        """A string that changes whenever the engine's weights or settings change (for cache keys)."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release the engine's resources; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _shape_text(shape):
+    return "x".join("N" if d == -1 else str(d) for d in shape)
+
+
+def parse_shape(text):
+    """``'1x3x32x32'`` -> ``(1, 3, 32, 32)``; InputError on anything else."""
+    try:
+        dims = tuple(int(part) for part in str(text).lower().replace(",", "x").split("x"))
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise InputError("shape must look like 1x3x32x32 (positive integers), got '{}'".format(text))
+    return dims

@@ -1,0 +1,1 @@
+"""Host side: PyTorch -> ONNX export, ONNX checks, parity, and model-preparation recipes."""

@@ -1,0 +1,50 @@
+"""Shared fixtures: the bundled digits data and small trained models exported to ONNX.
+
+Trained once per test session (a few seconds on 2 cores) and shared by every test that needs a
+real model, so the suite stays fast.
+"""
+import os
+
+import numpy as np
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRT_API_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "trt-api")
+
+
+@pytest.fixture(scope="session")
+def digits_splits():
+    """(train, val, test) of the 8x8 digits, the fixed 60/20/20 split."""
+    from calibration.datasets import load_digits_variant
+    return load_digits_variant("digits").split(seed=0)
+
+
+def _export_plain(model, path, shape):
+    import torch
+    model.eval()
+    torch.onnx.export(model, (torch.zeros(*shape),), str(path), dynamo=False, opset_version=13,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def trained_small_cnn(digits_splits):
+    """A small_cnn trained for a few epochs on digits (torch module, eval mode)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from export import models, training
+    model = models.small_cnn()
+    return training.train_classifier(model, digits_splits[0], training.TrainConfig(epochs=6))
+
+
+@pytest.fixture(scope="session")
+def small_cnn_onnx(trained_small_cnn, tmp_path_factory):
+    """Path of ``trained_small_cnn`` exported to ONNX (input 'input' Nx1x8x8, output 'logits')."""
+    path = tmp_path_factory.mktemp("models") / "small_cnn.onnx"
+    return _export_plain(trained_small_cnn, path, (1, 1, 8, 8))
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)

@@ -1,0 +1,85 @@
+"""Entry point: ``toolkit <command>``. Each command is imported only when it is run or asked for
+``--help``, so the CLI starts fast and works without optional packages it does not need."""
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+# command name -> (module, attribute, one-line summary shown by `toolkit --help`)
+COMMANDS = {
+    "info": ("toolkit.cli.cmd_info", "info", "What this machine is and which backends it can use."),
+    "export": ("toolkit.cli.cmd_export", "export", "Export a PyTorch model to ONNX (+ parity check)."),
+    "build": ("toolkit.cli.cmd_build", "build", "Build an engine from ONNX (TensorRT or ONNX Runtime)."),
+    "calibrate": ("toolkit.cli.cmd_calibrate", "calibrate", "INT8 calibration: cache or Q/DQ ONNX."),
+    "bench": ("toolkit.cli.cmd_bench", "bench", "Latency/throughput/energy of an engine or a spec."),
+    "run": ("toolkit.cli.cmd_run", "run", "Run a deployment spec on data; write predictions."),
+    "pair": ("toolkit.cli.cmd_pair", "pair", "Complementary pairs: select a pair and threshold."),
+    "train": ("toolkit.cli.cmd_train", "train", "Host-side recipes: train a model pool or CBNet."),
+    "power": ("toolkit.cli.cmd_power", "power", "Show, record and plot the power rails."),
+    "energy": ("toolkit.cli.cmd_energy", "energy", "Analytical per-layer energy model of an ONNX."),
+    "prune": ("toolkit.cli.cmd_prune", "prune", "Energy-aware pruning of a PyTorch model."),
+    "demo": ("toolkit.cli.cmd_demo", "demo", "The end-to-end demo on the bundled digits."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(name for name in COMMANDS if _module_exists(COMMANDS[name][0]))
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module_name):
+    return importlib.util.find_spec(module_name) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="toolkit")
+def cli():
+    """Deploy CNNs on NVIDIA Jetson with TensorRT (or ONNX Runtime anywhere), and measure and cut
+    the energy each inference costs.
+
+    \b
+    Typical flow:
+      toolkit export export.models:small_cnn --weights w.pt --input-shape 1x1x8x8 -o m.onnx
+      toolkit build m.onnx --precision fp16 -o m.engine
+      toolkit bench m.engine --batch 8
+    """
+
+
+def main(argv=None):
+    """Run the CLI; a ToolkitError becomes one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="toolkit", standalone_mode=False)
+    except ToolkitError as exc:
+        click.echo("error: {}".format(exc), err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

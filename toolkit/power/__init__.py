@@ -1,0 +1,1 @@
+"""Power rails, sampling and energy accounting."""

@@ -1,0 +1,1 @@
+"""Runtime strategies: single model, pair cascade, converter path, memoization."""
