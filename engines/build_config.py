@@ -1,0 +1,47 @@
+"""The typed settings of one engine build (``toolkit build``), shared by every backend."""
+from toolkit.errors import InputError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "onnxruntime")
+
+
+class BuildConfig(object):
+    """What to build: precision, batch profile (min <= opt <= max), workspace, INT8 cache, backend.
+
+    ``None`` means "the default": ``opt_batch`` defaults to ``max_batch``; ``backend="auto"`` picks
+    TensorRT when it is importable, ONNX Runtime otherwise.
+    """
+
+    def __init__(self, precision="fp32", min_batch=1, opt_batch=None, max_batch=32,
+                 workspace_mb=256, calibration_cache=None, backend="auto"):
+        if precision not in PRECISIONS:
+            raise InputError("precision must be one of {}, got '{}'".format(PRECISIONS, precision))
+        if backend not in BACKENDS:
+            raise InputError("backend must be one of {}, got '{}'".format(BACKENDS, backend))
+        opt_batch = max_batch if opt_batch is None else opt_batch
+        if not 1 <= min_batch <= opt_batch <= max_batch:
+            raise InputError("batch profile needs 1 <= min ({}) <= opt ({}) <= max ({})".format(
+                min_batch, opt_batch, max_batch))
+        if workspace_mb <= 0:
+            raise InputError("--workspace-mb must be positive, got {}".format(workspace_mb))
+        self.precision = precision
+        self.min_batch = int(min_batch)
+        self.opt_batch = int(opt_batch)
+        self.max_batch = int(max_batch)
+        self.workspace_mb = int(workspace_mb)
+        self.calibration_cache = calibration_cache
+        self.backend = backend
+
+    @property
+    def workspace_bytes(self):
+        return self.workspace_mb << 20
+
+    def to_dict(self):
+        return {"precision": self.precision, "min_batch": self.min_batch,
+                "opt_batch": self.opt_batch, "max_batch": self.max_batch,
+                "workspace_mb": self.workspace_mb, "calibration_cache": self.calibration_cache,
+                "backend": self.backend}
+
+    def __repr__(self):
+        return "BuildConfig({})".format(", ".join(
+            "{}={!r}".format(k, v) for k, v in sorted(self.to_dict().items())))
