@@ -30,26 +30,46 @@ def available_providers():
     return list(ort.get_available_providers())
 
 
+def resolve_providers(providers, have):
+    """Provider names from names or aliases (``cpu``, ``cuda``, ``tensorrt``); default CPU.
+
+    ``"auto"`` picks every accelerated provider onnxruntime has (TensorRT, CUDA), then the CPU.
+    """
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    if list(providers) == ["auto"]:
+        order = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+        return [p for p in order if p in have] + ["CPUExecutionProvider"]
+    wanted = [PROVIDER_ALIASES.get(str(p).lower(), p) for p in providers]
+    missing = [p for p in wanted if p not in have]
+    if missing:
+        raise InputError("onnxruntime here lacks {}; it has {}".format(
+            ", ".join(missing), ", ".join(have)))
+    return wanted or ["CPUExecutionProvider"]
+
+
 class OnnxRuntimeEngine(Engine):
     """An ``Engine`` over an ``onnxruntime.InferenceSession``.
 
     ``model`` is a path to an ONNX file or the serialized bytes; ``providers`` are names or the
-    aliases ``cpu``/``cuda``/``tensorrt`` (default: CPU); ``threads`` sets intra-op threads
-    (0: ONNX Runtime's default); ``max_batch`` bounds the batch like a TensorRT profile would.
+    aliases ``cpu``/``cuda``/``tensorrt``, or ``"auto"`` (default: CPU); ``threads`` sets intra-op
+    threads (0: ONNX Runtime's default); ``max_batch``/``min_batch`` bound the batch like a TensorRT
+    profile would.
     """
 
-    def __init__(self, model, providers=None, threads=0, max_batch=None, identity=None):
+    def __init__(self, model, providers=None, threads=0, max_batch=None, identity=None,
+                 min_batch=1, metadata=None):
         ort = lazy_import("onnxruntime", "running ONNX models on the CPU")
         options = ort.SessionOptions()
         if threads:
+            if int(threads) < 0:
+                raise InputError("threads must be 0 (default) or positive, got {}".format(threads))
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        wanted = [PROVIDER_ALIASES.get(p, p) for p in (providers or ["cpu"])]
-        have = ort.get_available_providers()
-        missing = [p for p in wanted if p not in have]
-        if missing:
-            raise InputError("onnxruntime here lacks {}; it has {}".format(missing, have))
+        wanted = resolve_providers(providers, list(ort.get_available_providers()))
         if isinstance(model, (bytes, bytearray)):
             source = bytes(model)
         else:
@@ -60,17 +80,29 @@ class OnnxRuntimeEngine(Engine):
             self.session = ort.InferenceSession(source, sess_options=options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise InputError("onnxruntime cannot load {}: {}".format(
-                "the model" if isinstance(source, bytes) else source,
-                str(exc).strip().splitlines()[0])) from None
+                "the model" if isinstance(source, bytes) else source, _first_line(exc))) from None
         self.inputs = tuple(_spec(arg) for arg in self.session.get_inputs())
         self.outputs = tuple(_spec(arg) for arg in self.session.get_outputs())
         self._output_names = [spec.name for spec in self.outputs]
-        self.max_batch = max_batch
+        self._single_output = self._output_names[0] if len(self._output_names) == 1 else None
         self.providers = self.session.get_providers()
+        self._session_run = _fast_run(self.session, self.providers)
+        self.max_batch = max_batch
+        self.min_batch = min_batch
+        self.threads = int(threads or 0)
+        self.metadata = metadata
         self._identity = identity
 
     def _run(self, feeds):
-        values = self.session.run(self._output_names, feeds)
+        try:
+            values = self._session_run(self._output_names, feeds, None)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+            if "onnxruntime" not in type(exc).__module__:
+                raise
+            raise InputError("onnxruntime failed to run the model: {}".format(
+                _first_line(exc))) from None
+        if self._single_output is not None:
+            return {self._single_output: values[0]}
         return dict(zip(self._output_names, values))
 
     def run_unchecked(self, feeds):
@@ -84,6 +116,30 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self):
         self.session = None
+        self._session_run = _closed
+
+
+def _closed(*args):
+    raise InputError("the engine is closed")
+
+
+def _fast_run(session, providers):
+    """The session's run function for the hot path.
+
+    ``InferenceSession.run`` re-checks in Python what :meth:`Engine.check_feeds` has just checked
+    (every input present, numpy values) before calling the C++ session; on a CPU-only session,
+    whose only other duty (falling back from a failing GPU provider) does not apply, the C++ run is
+    called directly. It still checks shapes and types itself.
+    """
+    inner = getattr(session, "_sess", None)
+    if inner is not None and list(providers) == ["CPUExecutionProvider"] and hasattr(inner, "run"):
+        return inner.run
+    return session.run
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _spec(arg):

@@ -1,0 +1,150 @@
+"""Build an engine file from an ONNX model: TensorRT where it is installed, ONNX Runtime otherwise.
+
+``build_engine(onnx_path, output_path, BuildConfig(...))`` checks the ONNX, builds with the chosen
+backend and writes ``output_path`` and its sidecar ``output_path.json`` atomically. The ONNX Runtime
+"engine" is the ONNX model bytes (FP16: weights converted to float16, inputs/outputs kept float32;
+INT8: the model must already hold Q/DQ nodes) with the same sidecar, so every later step treats
+both backends alike.
+"""
+import os
+import time
+
+import numpy as np
+
+import toolkit
+from engines.build_config import BuildConfig
+from engines.engine_file import EngineSidecar, version_text, write_engine
+from engines.onnx_checks import check_onnx_file, convert_to_fp16, int8_op_types
+from toolkit.errors import InputError, MissingDependencyError
+from toolkit.fileio import sha256_file
+from toolkit.lazy import lazy_import
+
+
+def tensorrt_available():
+    """True when TensorRT (and a CUDA binding) can build and run engines here."""
+    from engines.tensorrt_backend import tensorrt_available as available
+    return available()
+
+
+def resolve_backend(backend):
+    """``auto`` -> ``tensorrt`` when TensorRT is usable, else ``onnxruntime``; checks the choice."""
+    if backend == "auto":
+        return "tensorrt" if tensorrt_available() else "onnxruntime"
+    if backend == "tensorrt":
+        lazy_import("tensorrt", "building TensorRT engines")
+        if not tensorrt_available():
+            raise MissingDependencyError(
+                "TensorRT is installed but cannot run here (no CUDA device or no CUDA binding: "
+                "pip install pycuda or cuda-python); use --backend onnxruntime")
+        return backend
+    if backend == "onnxruntime":
+        lazy_import("onnxruntime", "building ONNX Runtime engines")
+        return backend
+    raise InputError("unknown backend '{}'".format(backend))
+
+
+def build_engine(onnx_path, output_path, config=None):
+    """Build ``onnx_path`` into the engine file ``output_path`` (+ sidecar); returns the sidecar."""
+    config = config or BuildConfig()
+    onnx_path = os.fspath(onnx_path)
+    output_path = os.fspath(output_path)
+    if not os.path.isfile(onnx_path):
+        raise InputError("no such ONNX file: {}".format(onnx_path))
+    if output_path.lower().endswith(".onnx"):
+        raise InputError("an engine file must not end in .onnx (its sidecar would clash with the "
+                         "model's metadata): use e.g. {}".format(
+                             os.path.splitext(output_path)[0] + ".engine"))
+    if config.calibration_cache is not None:
+        if config.precision != "int8":
+            raise InputError("--calibration-cache only applies to --precision int8")
+    backend = resolve_backend(config.backend)
+    model = check_onnx_file(onnx_path, require_onnx=(
+        backend == "onnxruntime" and config.precision != "fp32"))
+    metadata = _model_metadata(onnx_path)  # before a build of minutes: a stale sidecar fails now
+    onnx_sha256 = sha256_file(onnx_path)
+    started = time.time()
+    if backend == "tensorrt":
+        from engines.tensorrt_build import build_tensorrt
+        engine_bytes, facts = build_tensorrt(onnx_path, config)
+        notes = list(facts.get("notes", []))
+    else:
+        engine_bytes, facts = _build_onnxruntime(onnx_path, model, config)
+        notes = facts["notes"]
+    sidecar = EngineSidecar(
+        backend=backend, precision=config.precision, min_batch=config.min_batch,
+        opt_batch=config.opt_batch, max_batch=config.max_batch, engine_sha256="",
+        engine_size_bytes=0, inputs=facts["inputs"], outputs=facts["outputs"],
+        workspace_mb=config.workspace_mb if backend == "tensorrt" else None,
+        tensorrt_version=facts.get("tensorrt_version"), gpu_name=facts.get("gpu_name"),
+        compute_capability=version_text(facts.get("compute_capability")),
+        onnxruntime_version=facts.get("onnxruntime_version"),
+        source_onnx=os.path.basename(onnx_path), source_onnx_sha256=onnx_sha256,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        build_seconds=round(time.time() - started, 3), toolkit_version=toolkit.__version__,
+        metadata=metadata, notes=notes)
+    return write_engine(output_path, engine_bytes, sidecar)
+
+
+def _build_onnxruntime(onnx_path, model, config):
+    """``(model bytes, facts)`` for the ONNX Runtime backend, after a test run at min and max batch."""
+    ort = lazy_import("onnxruntime", "building ONNX Runtime engines")
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    if config.calibration_cache is not None:
+        raise InputError("--calibration-cache is for TensorRT's INT8 calibration; on ONNX Runtime "
+                         "INT8 comes from a Q/DQ model (quantize the ONNX first)")
+    notes = []
+    if config.precision == "fp16":
+        model = convert_to_fp16(model)
+        data = model.SerializeToString()
+        notes.append("fp16: weights and compute converted to float16 "
+                     "(onnxruntime.transformers.float16), inputs/outputs kept float32")
+    else:
+        with open(onnx_path, "rb") as handle:
+            data = handle.read()
+        if config.precision == "int8":
+            ops = int8_op_types(model)
+            if not ops:
+                raise InputError(
+                    "--precision int8 on ONNX Runtime needs a model that already holds Q/DQ nodes "
+                    "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first, or build "
+                    "fp32".format(onnx_path))
+            notes.append("int8: the model's own quantization ({})".format(", ".join(ops)))
+    engine = OnnxRuntimeEngine(data, max_batch=config.max_batch, min_batch=config.min_batch)
+    try:
+        _check_batch_profile(engine, config, onnx_path)
+    finally:
+        engine.close()
+    facts = {"inputs": [spec.to_dict() for spec in engine.inputs],
+             "outputs": [spec.to_dict() for spec in engine.outputs],
+             "onnxruntime_version": ort.__version__, "notes": notes}
+    return data, facts
+
+
+def _check_batch_profile(engine, config, onnx_path):
+    """Run zeros at the profile's min and max batch, like a TensorRT build validates its profile."""
+    for spec in engine.inputs:
+        if not spec.shape:
+            continue
+        fixed = spec.shape[0]
+        if fixed != -1 and not config.min_batch == config.max_batch == fixed:
+            raise InputError(
+                "input '{}' of {} has a fixed batch of {}, but the profile asks for {}..{}: export "
+                "with a dynamic batch axis, or build with --min-batch/--opt-batch/--max-batch "
+                "{}".format(spec.name, onnx_path, fixed, config.min_batch, config.max_batch, fixed))
+        if -1 in spec.shape[1:]:
+            return  # other dynamic axes: the sizes to try are unknown
+    for batch in sorted(set([config.min_batch, config.max_batch])):
+        feeds = {spec.name: np.zeros((batch,) + spec.shape[1:], dtype=spec.dtype)
+                 for spec in engine.inputs}
+        try:
+            engine.infer(feeds)
+        except InputError as exc:
+            raise InputError("{} does not run at batch {}: {}".format(onnx_path, batch, exc)) from None
+
+
+def _model_metadata(onnx_path):
+    """The ONNX's ``<onnx>.json`` metadata as a dict, or None when it has none."""
+    from engines.model_metadata import ModelMetadata
+    metadata = ModelMetadata.for_model(onnx_path)
+    return None if metadata is None else metadata.to_dict()
+

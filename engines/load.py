@@ -1,0 +1,81 @@
+"""Load an engine file (or a plain ONNX model) as an :class:`engines.base.Engine`.
+
+``load_engine("model.engine")`` reads the sidecar, checks the bytes (size, sha256) and what they were
+built for, and dispatches on the backend: ONNX Runtime engines load anywhere ONNX Runtime is
+installed; TensorRT engines only where the TensorRT version, GPU name and compute capability match
+the build. ``load_engine("model.onnx")`` runs the ONNX on ONNX Runtime directly (identity: the
+file's sha256, metadata: its ``model.onnx.json`` when present).
+"""
+import os
+
+from engines.engine_file import read_engine, version_text
+from toolkit.errors import EngineCompatibilityError, InputError
+from toolkit.fileio import sha256_file
+from toolkit.lazy import lazy_import
+
+
+def load_engine(path, threads=0, providers=None):
+    """The engine at ``path`` (``.engine`` + sidecar, or ``.onnx``), checked and ready to ``infer``.
+
+    ``threads``: ONNX Runtime intra-op threads (0: its default); ``providers``: ONNX Runtime
+    providers (names, aliases ``cpu``/``cuda``/``tensorrt`` or ``auto``; default CPU). Both are
+    ignored by TensorRT engines.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError("no such engine or ONNX file: {}".format(path))
+    if path.lower().endswith(".onnx"):
+        return _load_onnx(path, threads, providers)
+    engine_bytes, sidecar = read_engine(path)
+    metadata = sidecar.model_metadata()
+    if sidecar.backend == "onnxruntime":
+        lazy_import("onnxruntime", "running ONNX Runtime engines")
+        from engines.onnxruntime_backend import OnnxRuntimeEngine
+        return OnnxRuntimeEngine(engine_bytes, providers=providers, threads=threads,
+                                 max_batch=sidecar.max_batch, min_batch=sidecar.min_batch,
+                                 identity=sidecar.engine_sha256, metadata=metadata)
+    return _load_tensorrt(path, engine_bytes, sidecar, metadata)
+
+
+def _load_onnx(path, threads, providers):
+    from engines.model_metadata import ModelMetadata
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    lazy_import("onnxruntime", "running ONNX models")
+    metadata = ModelMetadata.for_model(path)
+    return OnnxRuntimeEngine(path, providers=providers, threads=threads,
+                             identity=sha256_file(path), metadata=metadata)
+
+
+def _load_tensorrt(path, engine_bytes, sidecar, metadata):
+    from engines.build import tensorrt_available
+    built_for = "TensorRT {} on {} (compute capability {})".format(
+        sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
+    if not tensorrt_available():
+        raise EngineCompatibilityError(
+            "{} is a TensorRT engine built for {}, but this machine cannot run TensorRT; rebuild it "
+            "here from {} with `toolkit build` (it falls back to ONNX Runtime)".format(
+                path, built_for, sidecar.source_onnx or "its ONNX"))
+    from engines import tensorrt_backend
+    check_tensorrt_target(sidecar, tensorrt_backend.runtime_facts(), path)
+    engine = tensorrt_backend.TensorRTEngine(engine_bytes, identity=sidecar.engine_sha256)
+    engine.metadata = metadata
+    if getattr(engine, "max_batch", None) is None:
+        engine.max_batch = sidecar.max_batch
+    return engine
+
+
+def check_tensorrt_target(sidecar, facts, path="the engine"):
+    """EngineCompatibilityError unless ``facts`` (``runtime_facts()``) match what ``sidecar`` was
+    built for: the same TensorRT version, GPU name and compute capability."""
+    checks = (("TensorRT version", "tensorrt_version"), ("GPU", "gpu_name"),
+              ("compute capability", "compute_capability"))
+    for label, key in checks:
+        built = version_text(getattr(sidecar, key))
+        here = version_text(facts.get(key))
+        if built != here:
+            raise EngineCompatibilityError(
+                "{} was built for {} {} but this machine has {} {}: TensorRT engines only run on "
+                "the GPU and TensorRT version they were built with; rebuild it here from {} with "
+                "`toolkit build`".format(path, label, built, label, here,
+                                         sidecar.source_onnx or "its ONNX"))
+

@@ -1,0 +1,193 @@
+"""What this machine is: Jetson board, SoC and L4T release, OS, Python, and the usable backends.
+
+The Jetson facts are a pure function of a root path (``jetson_facts(root)``) so tests build fake
+``/proc/device-tree`` and ``/etc/nv_tegra_release`` trees; :func:`collect_info` adds the live facts
+(OS, Python, installed packages) for ``toolkit info``.
+"""
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import sys
+
+import toolkit
+
+# SoC (from /proc/device-tree/compatible) -> what it means for TensorRT
+SOCS = {
+    "tegra210": {"family": "Jetson Nano / TX1", "gpu_arch": "Maxwell", "compute_capability": "5.3",
+                 "fast_fp16": True, "fast_int8": False, "dla": False},
+    "tegra186": {"family": "Jetson TX2", "gpu_arch": "Pascal", "compute_capability": "6.2",
+                 "fast_fp16": True, "fast_int8": False, "dla": False},
+    "tegra194": {"family": "Jetson AGX Xavier / Xavier NX", "gpu_arch": "Volta",
+                 "compute_capability": "7.2", "fast_fp16": True, "fast_int8": True, "dla": True},
+    "tegra234": {"family": "Jetson AGX Orin / Orin NX / Orin Nano", "gpu_arch": "Ampere",
+                 "compute_capability": "8.7", "fast_fp16": True, "fast_int8": True, "dla": True},
+}
+
+# L4T release -> JetPack (NVIDIA's release notes)
+JETPACK_OF_L4T = {
+    "32.6.1": "4.6", "32.7.1": "4.6.1", "32.7.2": "4.6.2", "32.7.3": "4.6.3", "32.7.4": "4.6.4",
+    "32.7.5": "4.6.5", "32.7.6": "4.6.6",
+    "35.1.0": "5.0.2", "35.2.1": "5.1", "35.3.1": "5.1.1", "35.4.1": "5.1.2", "35.5.0": "5.1.3",
+    "35.6.0": "5.1.4", "35.6.1": "5.1.5",
+    "36.3.0": "6.0", "36.4.0": "6.1", "36.4.3": "6.2", "36.4.4": "6.2.1",
+}
+
+_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([0-9.]+)")
+
+
+def _read(root, relative):
+    """Text of ``root/relative`` (NULs kept), or None when it is missing or unreadable."""
+    path = os.path.join(root, relative.lstrip("/"))
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+
+
+def parse_nv_tegra_release(text):
+    """``'# R32 (release), REVISION: 7.1, GCID: ...'`` -> ``'32.7.1'`` (None if not such a line)."""
+    match = _RELEASE.search(text or "")
+    if not match:
+        return None
+    revision = match.group(2).strip(".")
+    if revision.count(".") == 0:
+        revision += ".0"
+    return "{}.{}".format(match.group(1), revision)
+
+
+def jetson_facts(root="/"):
+    """Jetson facts under ``root``: is_jetson, model, compatible, soc (+ its SOCS entry), l4t, jetpack.
+
+    ``/proc/device-tree/model`` and ``compatible`` are NUL-terminated (``compatible`` is a
+    NUL-separated list such as ``nvidia,p3450-0000\\0nvidia,jetson-nano\\0nvidia,tegra210\\0``).
+    """
+    model = _read(root, "/proc/device-tree/model")
+    model = model.replace("\x00", "").strip() if model else None
+    compatible_text = _read(root, "/proc/device-tree/compatible") or ""
+    compatible = [part.strip() for part in compatible_text.split("\x00") if part.strip()]
+    soc = None
+    for entry in compatible:
+        name = entry.split(",")[-1]
+        if name in SOCS:
+            soc = name
+            break
+    l4t = parse_nv_tegra_release(_read(root, "/etc/nv_tegra_release"))
+    is_jetson = soc is not None or l4t is not None or bool(model and "jetson" in model.lower())
+    facts = {"is_jetson": is_jetson, "model": model, "compatible": compatible, "soc": soc,
+             "l4t": l4t, "jetpack": JETPACK_OF_L4T.get(l4t) if l4t else None}
+    if soc is not None:
+        facts.update(SOCS[soc])
+    return facts
+
+
+def cuda_toolkit_version(root="/"):
+    """CUDA toolkit version from ``/usr/local/cuda/version.json`` (11+) or ``version.txt`` (10.x)."""
+    text = _read(root, "/usr/local/cuda/version.json")
+    if text:
+        try:
+            return str(json.loads(text)["cuda"]["version"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    text = _read(root, "/usr/local/cuda/version.txt")
+    match = re.search(r"CUDA Version\s+([0-9.]+)", text or "")
+    return match.group(1) if match else None
+
+
+def os_facts(root="/"):
+    """OS name (``/etc/os-release`` PRETTY_NAME), kernel, architecture, CPUs, memory, Python."""
+    pretty = None
+    for line in (_read(root, "/etc/os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            pretty = line.split("=", 1)[1].strip().strip('"')
+    memory_mb = None
+    match = re.search(r"MemTotal:\s+(\d+)\s*kB", _read(root, "/proc/meminfo") or "")
+    if match:
+        memory_mb = int(match.group(1)) // 1024
+    return {"system": platform.system(), "os": pretty, "kernel": platform.release(),
+            "arch": platform.machine(), "cpus": os.cpu_count(), "memory_mb": memory_mb,
+            "python": platform.python_version(), "python_executable": sys.executable,
+            "toolkit": toolkit.__version__}
+
+
+def _module_version(name, attrs=("__version__",)):
+    """``(installed, version or None, error or None)`` of module ``name`` (imported here)."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return False, None, None
+    except Exception as exc:  # noqa: BLE001 - a broken install: report it, do not crash `info`
+        return False, None, _error_text(exc)
+    for attr in attrs:
+        value = getattr(module, attr, None)
+        if value is not None:
+            return True, str(value), None
+    return True, None, None
+
+
+def backend_facts():
+    """Which backends are usable and their versions: TensorRT, ONNX Runtime (+ providers), CUDA
+    bindings (pycuda, cuda-python), onnx and torch."""
+    facts = {}
+    installed, version, error = _module_version("tensorrt")
+    usable, gpu = False, None
+    if installed:
+        try:
+            from engines import tensorrt_backend
+            usable = bool(tensorrt_backend.tensorrt_available())
+            if usable:
+                gpu = tensorrt_backend.runtime_facts()
+        except Exception as exc:  # noqa: BLE001
+            error = error or _error_text(exc)
+    facts["tensorrt"] = {"installed": installed, "version": version, "usable": usable,
+                         "error": error,
+                         "gpu_name": gpu["gpu_name"] if gpu else None,
+                         "compute_capability": gpu["compute_capability"] if gpu else None}
+    installed, version, error = _module_version("onnxruntime")
+    providers = []
+    if installed:
+        from engines.onnxruntime_backend import available_providers
+        providers = available_providers()
+    facts["onnxruntime"] = {"installed": installed, "version": version, "usable": installed,
+                            "providers": providers, "error": error}
+    installed, version, error = _module_version("pycuda", ("VERSION_TEXT", "__version__"))
+    facts["pycuda"] = {"installed": installed, "version": version, "error": error}
+    installed, version, error = _module_version("cuda")
+    if installed and version is None:
+        version = _module_version("cuda.bindings")[1]
+    facts["cuda_python"] = {"installed": installed, "version": version, "error": error}
+    installed, version, error = _module_version("onnx")
+    facts["onnx"] = {"installed": installed, "version": version, "error": error}
+    version = _torch_version()
+    facts["torch"] = {"installed": version is not None, "version": version, "error": None}
+    return facts
+
+
+def _torch_version():
+    """torch's version read from ``torch/version.py`` without importing torch (seconds on a Nano)."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        text = _read(folder, "version.py") or ""
+        match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if match:
+            return match.group(1)
+    return "unknown"
+
+
+def _error_text(exc):
+    text = str(exc).strip()
+    return "{}: {}".format(type(exc).__name__, text.splitlines()[0]) if text else type(exc).__name__
+
+
+def collect_info(root="/"):
+    """Everything ``toolkit info`` shows, as a JSON-ready dict."""
+    return {"machine": os_facts(root), "jetson": jetson_facts(root),
+            "cuda_toolkit": cuda_toolkit_version(root), "backends": backend_facts()}

@@ -1,0 +1,102 @@
+"""``toolkit bench``: engines, plain ONNX and deployment specs; one-line errors."""
+import json
+import shutil
+
+import pytest
+
+from toolkit.cli.main import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def engine_path(small_cnn_onnx, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("bench") / "m.engine")
+    assert main(["build", small_cnn_onnx, "-o", path, "--max-batch", "8", "--backend",
+                 "onnxruntime"]) == 0
+    return path
+
+
+def _one_line_error(capsys, words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+
+
+def test_help(capsys):
+    assert main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    for words in ("Examples:", "toolkit bench model.engine --batch 32", "deploy.yaml", "--duplicate",
+                  "p95", "trtexec"):
+        assert words in out
+
+
+def test_bench_an_engine(engine_path, capsys):
+    assert main(["bench", engine_path, "--batch", "8", "--iterations", "5", "--warmup", "1",
+                 "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(engine_path + ": backend onnxruntime, max_batch 8, precision fp32")
+    assert lines[1] == "batch 8, 5 timed calls after 1 warm-up calls"
+    assert lines[2].startswith("latency (ms): min ") and " p99 " in lines[2]
+    assert lines[3].startswith("throughput: ")
+    assert "bench" in captured.err  # the progress bar
+
+
+def test_bench_json_on_a_plain_onnx(small_cnn_onnx, capsys):
+    assert main(["bench", small_cnn_onnx, "--iterations", "3", "--warmup", "0", "--json",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["calls"] == 3 and summary["batch_size"] == 1
+    assert summary["backend"] == "onnxruntime (plain ONNX)" and summary["max_batch"] is None
+    assert summary["latency_p95_ms"] > 0 and summary["throughput_per_s"] > 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--batch", "9"], "batch 9 is above the engine's maximum batch 8"),
+    (["--iterations", "0"], "--iterations must be at least 1"),
+    (["--data", "digits:test"], "--data and --duplicate apply to deployment specs"),
+    (["--providers", "cuda"], "onnxruntime here lacks CUDAExecutionProvider"),
+])
+def test_bad_options(engine_path, capsys, args, words):
+    assert main(["bench", engine_path, "--no-progress"] + args) == 1
+    _one_line_error(capsys, words)
+
+
+def test_missing_and_corrupt_targets(engine_path, tmp_path, capsys):
+    assert main(["bench", str(tmp_path / "none.engine")]) == 1
+    _one_line_error(capsys, "no such file")
+    copy = str(tmp_path / "m.engine")
+    with open(engine_path, "rb") as handle:
+        data = handle.read()
+    with open(copy, "wb") as handle:
+        handle.write(data[:-10])
+    shutil.copy(engine_path + ".json", copy + ".json")
+    assert main(["bench", copy]) == 1
+    _one_line_error(capsys, "truncated")
+
+
+@pytest.fixture
+def spec(tmp_path, small_cnn_onnx):
+    pytest.importorskip("toolkit.deploy")
+    shutil.copy(small_cnn_onnx, str(tmp_path / "small.onnx"))
+    path = tmp_path / "deploy.yaml"
+    path.write_text("engines: {small: small.onnx}\nstrategy: {type: single, engine: small}\n"
+                    "memo: exact\n")
+    return str(path)
+
+
+def test_bench_a_deployment_spec(spec, capsys):
+    assert main(["bench", spec, "--data", "digits:test", "--duplicate", "1.0", "--json",
+                 "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 720 and report["memo_hit_rate"] == 0.5
+    assert main(["bench", spec, "--data", "digits:test", "--no-progress"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_a_spec_needs_data(spec, capsys):
+    assert main(["bench", spec]) == 1
+    _one_line_error(capsys, "a deployment spec needs --data")
+    assert main(["bench", spec, "--data", "digits:test", "--duplicate", "2"]) == 1
+    _one_line_error(capsys, "--duplicate must be between 0 and 1")

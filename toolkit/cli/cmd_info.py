@@ -1,0 +1,91 @@
+"""``toolkit info``: what this machine is and which backends it can use."""
+import json
+
+import click
+
+
+@click.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object.")
+@click.option("--root", default="/", show_default=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Read the Jetson files (/proc/device-tree, /etc/nv_tegra_release, "
+                   "/usr/local/cuda) under this root instead (for a copied board image).")
+def info(as_json, root):
+    """Show what this machine is: Jetson board, SoC and L4T/JetPack release, OS, Python, and which
+    backends are usable (TensorRT, ONNX Runtime and its providers, CUDA bindings, torch).
+
+    \b
+    Examples:
+      toolkit info
+      toolkit info --json > machine.json
+    """
+    from engines.platform_info import collect_info
+
+    facts = collect_info(root)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2, sort_keys=True))
+        return
+    for line in info_lines(facts):
+        click.echo(line)
+
+
+def info_lines(facts):
+    """Human-readable lines of :func:`engines.platform_info.collect_info`."""
+    from engines.engine_file import version_text
+    machine, jetson, backends = facts["machine"], facts["jetson"], facts["backends"]
+    lines = ["machine      {} {} {}{} ({} CPUs{})".format(
+        machine["system"], machine["kernel"], machine["arch"],
+        ", " + machine["os"] if machine["os"] else "", machine["cpus"],
+        ", {} MiB".format(machine["memory_mb"]) if machine["memory_mb"] else ""),
+        "python       {} ({})".format(machine["python"], machine["python_executable"]),
+        "toolkit      {}".format(machine["toolkit"])]
+    if jetson["is_jetson"]:
+        lines.append("jetson       {}".format(jetson["model"] or "unknown model"))
+        if jetson["soc"]:
+            lines.append("soc          {} ({}, {} GPU, compute capability {}; FP16 {}, INT8 {}, "
+                         "DLA {})".format(jetson["soc"], jetson["family"], jetson["gpu_arch"],
+                                          jetson["compute_capability"], _yes(jetson["fast_fp16"]),
+                                          _yes(jetson["fast_int8"]), _yes(jetson["dla"])))
+        lines.append("l4t          {}{}".format(
+            jetson["l4t"] or "unknown (no /etc/nv_tegra_release)",
+            " (JetPack {})".format(jetson["jetpack"]) if jetson["jetpack"] else ""))
+    else:
+        lines.append("jetson       no")
+    lines.append("cuda         {}".format(facts["cuda_toolkit"] or "no CUDA toolkit found"))
+    trt = backends["tensorrt"]
+    if trt["installed"]:
+        state = "installed but not usable here{}".format(_error(trt))
+        if trt["usable"]:
+            state = "usable on {} (compute capability {})".format(
+                trt["gpu_name"], version_text(trt["compute_capability"]))
+        lines.append("tensorrt     {} ({})".format(trt["version"], state))
+    else:
+        lines.append("tensorrt     not installed{}".format(_error(trt)))
+    ort = backends["onnxruntime"]
+    if ort["installed"]:
+        lines.append("onnxruntime  {} (providers: {})".format(ort["version"],
+                                                              ", ".join(ort["providers"])))
+    else:
+        lines.append("onnxruntime  not installed{}".format(_error(ort)))
+    for key, label in (("pycuda", "pycuda"), ("cuda_python", "cuda-python"), ("onnx", "onnx"),
+                       ("torch", "torch")):
+        entry = backends[key]
+        if entry["installed"]:
+            text = entry["version"] or "installed"
+        else:
+            text = "not installed" + _error(entry)
+        lines.append("{:<12} {}".format(label, text))
+    usable = [name for name in ("tensorrt", "onnxruntime") if backends[name]["usable"]]
+    lines.append("backends     {}".format(", ".join(usable) if usable else
+                                         "none: pip install onnxruntime (or install TensorRT)"))
+    lines.append("build        `toolkit build` makes {} engines here".format(
+        "TensorRT" if backends["tensorrt"]["usable"] else "ONNX Runtime"))
+    return lines
+
+
+def _yes(flag):
+    return "yes" if flag else "no"
+
+
+def _error(entry):
+    return " ({})".format(entry["error"]) if entry.get("error") else ""
