@@ -1,0 +1,253 @@
+"""Build a serialized TensorRT engine from an ONNX file, on the device that will run it.
+
+``build_tensorrt(onnx_path, BuildConfig(...))`` -> ``(engine_bytes, facts)``: parses the ONNX
+(explicit batch), adds one optimization profile from the config's min/opt/max batch, sets the
+workspace, FP16/INT8 (checked against what the GPU supports) and, for INT8, a calibrator that
+reads ``config.calibration_cache`` (or any calibrator passed in), then
+``build_serialized_network``. Features are chosen with ``hasattr`` so one code path serves
+TensorRT 8.0/8.2 (Jetson Nano), 8.5/8.6 and 10.x; TensorRT 11 (no FP16/INT8 builder flags) builds
+fp32 networks whose precision lives in the ONNX.
+"""
+import contextlib
+import os
+import warnings
+
+from engines import cuda_memory
+from engines.base import TensorSpec
+from engines.tensorrt_backend import get_logger, numpy_dtype
+from toolkit.errors import InputError, MissingDependencyError
+from toolkit.lazy import lazy_import
+
+
+def build_tensorrt(onnx_path, config, trt=None, calibrator=None):
+    """``(engine_bytes, facts)`` for ``onnx_path`` built with ``config`` (a BuildConfig).
+
+    ``calibrator``: an INT8 calibrator (see :mod:`calibration.trt_calibrator`) to use instead of
+    one reading ``config.calibration_cache``. ``facts``: tensorrt_version, gpu_name,
+    compute_capability ("5.3"), platform_has_fast_fp16/int8, inputs/outputs (TensorSpec dicts),
+    notes (list of strings).
+    """
+    trt = trt or lazy_import("tensorrt", "building TensorRT engines")
+    onnx_path = os.fspath(onnx_path)
+    if not os.path.isfile(onnx_path):
+        raise InputError("no such ONNX file: {}".format(onnx_path))
+    logger = get_logger(trt)
+    mark = len(logger.errors)
+    device = cuda_memory.device_facts()
+    if device["device_count"] < 1:
+        raise MissingDependencyError("TensorRT is installed but no CUDA GPU is visible (is the "
+                                     "NVIDIA driver loaded?); use --backend onnxruntime")
+    builder = trt.Builder(logger)
+    # the parser owns the parsed weights: keep it alive until the engine is built
+    network, parser = _parse(trt, builder, logger, onnx_path)
+    notes = []
+    builder_config = builder.create_builder_config()
+    inputs = _tensors(trt, network, network.num_inputs, network.get_input)
+    outputs = _tensors(trt, network, network.num_outputs, network.get_output)
+    profile_batches = _add_profile(builder, builder_config, inputs, config, onnx_path)
+    _set_workspace(trt, builder_config, config.workspace_bytes)
+    fast = {"fp16": getattr(builder, "platform_has_fast_fp16", None),
+            "int8": getattr(builder, "platform_has_fast_int8", None)}
+    own_calibrator = None
+    if config.precision != "fp32":
+        _check_precision(trt, config.precision, fast, device)
+        if config.precision == "fp16" or fast["fp16"]:
+            builder_config.set_flag(trt.BuilderFlag.FP16)
+        if config.precision == "int8":
+            builder_config.set_flag(trt.BuilderFlag.INT8)
+            if fast["fp16"]:
+                notes.append("int8: FP16 also enabled for layers without an INT8 kernel")
+            if calibrator is None:
+                calibrator = own_calibrator = _cache_calibrator(trt, network, config, onnx_path,
+                                                                notes)
+            if calibrator is not None:
+                _set_calibrator(trt, builder, builder_config, calibrator, inputs, notes)
+    try:
+        with _calibration_context(calibrator if config.precision == "int8" else None):
+            serialized = builder.build_serialized_network(network, builder_config)
+    finally:
+        if own_calibrator is not None:
+            own_calibrator.close()
+    if serialized is None or getattr(calibrator, "error", None):
+        # a calibrator's error stops the calibration early: never ship what came out of it
+        raise InputError(_build_failure(trt, logger.errors_since(mark), calibrator, onnx_path))
+    engine_bytes = bytes(serialized)
+    del serialized, builder_config, parser, network, builder
+    facts = {
+        "tensorrt_version": str(trt.__version__),
+        "gpu_name": device["gpu_name"],
+        "compute_capability": device["compute_capability"],
+        "platform_has_fast_fp16": None if fast["fp16"] is None else bool(fast["fp16"]),
+        "platform_has_fast_int8": None if fast["int8"] is None else bool(fast["int8"]),
+        "inputs": [spec.to_dict() for spec in inputs],
+        "outputs": [spec.to_dict() for spec in outputs],
+        "profile": profile_batches,
+        "notes": notes,
+    }
+    return engine_bytes, facts
+
+
+def _parse(trt, builder, logger, onnx_path):
+    """``(network, parser)``: an explicit-batch network parsed from ``onnx_path``; InputError
+    listing the parser's errors."""
+    flags = 0
+    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    if explicit is not None:  # required by 8.x, ignored by 10.x, gone in 11
+        flags = 1 << int(explicit)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(onnx_path):
+        errors = []
+        for index in range(parser.num_errors):
+            error = parser.get_error(index)
+            errors.append("node {}: {}".format(error.node(), _one_line(error.desc())))
+        raise InputError("TensorRT {} cannot parse {}: {}".format(
+            trt.__version__, onnx_path, "; ".join(errors) or "no parser message"))
+    return network, parser
+
+
+def _tensors(trt, network, count, get):
+    specs = []
+    for index in range(count):
+        tensor = get(index)
+        name = tensor.name
+        specs.append(TensorSpec(name, tuple(tensor.shape),
+                                numpy_dtype(trt, tensor.dtype, "tensor '{}'".format(name))))
+    return specs
+
+
+def _add_profile(builder, builder_config, inputs, config, onnx_path):
+    """One optimization profile over the batch axis; other axes from the network."""
+    dynamic = [spec for spec in inputs if -1 in spec.shape]
+    for spec in inputs:
+        if not spec.shape:
+            continue
+        if -1 in spec.shape[1:]:
+            raise InputError(
+                "input '{}' of {} has dynamic axes besides the batch ({}): export it with fixed "
+                "height/width/channels".format(spec.name, onnx_path, _shape_text(spec.shape)))
+        fixed = spec.shape[0]
+        if fixed != -1 and not config.min_batch == config.max_batch == fixed:
+            raise InputError(
+                "input '{}' of {} has a fixed batch of {}, but the profile asks for {}..{}: export "
+                "with a dynamic batch axis, or build with --min-batch/--opt-batch/--max-batch "
+                "{}".format(spec.name, onnx_path, fixed, config.min_batch, config.max_batch, fixed))
+    if not dynamic:
+        return None
+    profile = builder.create_optimization_profile()
+    for spec in dynamic:
+        tail = tuple(spec.shape[1:])
+        profile.set_shape(spec.name, (config.min_batch,) + tail, (config.opt_batch,) + tail,
+                          (config.max_batch,) + tail)
+    builder_config.add_optimization_profile(profile)
+    return {"min_batch": config.min_batch, "opt_batch": config.opt_batch,
+            "max_batch": config.max_batch}
+
+
+def _set_workspace(trt, builder_config, workspace_bytes):
+    if hasattr(builder_config, "set_memory_pool_limit"):  # 8.4+
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+    else:  # 8.0 - 8.3
+        builder_config.max_workspace_size = int(workspace_bytes)
+
+
+def _check_precision(trt, precision, fast, device):
+    """InputError unless this TensorRT has the flag and this GPU runs ``precision`` fast."""
+    flag = precision.upper()
+    if not hasattr(trt.BuilderFlag, flag) or fast[precision] is None:
+        raise InputError(
+            "TensorRT {} has no {} builder flag (strongly typed networks only): precision must live "
+            "in the ONNX model (FP16 weights, or Q/DQ nodes for INT8); build such a model with "
+            "--precision fp32".format(trt.__version__, flag))
+    if not fast[precision]:
+        supported = ["fp32"] + [p for p in ("fp16", "int8") if fast[p]]
+        raise InputError(
+            "this GPU ({}, compute capability {}) has no fast {}; it supports {}: build with "
+            "--precision {}".format(device["gpu_name"], device["compute_capability"], flag,
+                                    ", ".join(supported), supported[-1]))
+
+
+def has_qdq_layers(trt, network):
+    """True when the parsed network already holds Quantize/Dequantize layers (explicit INT8)."""
+    kinds = (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
+    return any(network.get_layer(i).type in kinds for i in range(network.num_layers))
+
+
+def _cache_calibrator(trt, network, config, onnx_path, notes):
+    """A calibrator that hands TensorRT ``config.calibration_cache``; None for a Q/DQ network."""
+    from calibration.trt_calibrator import make_calibrator, read_cache
+    if config.calibration_cache is None:
+        if has_qdq_layers(trt, network):
+            notes.append("int8: explicit quantization from the model's Q/DQ nodes")
+            return None
+        raise InputError(
+            "--precision int8 needs a calibration cache (--calibration-cache FILE, written by "
+            "calibrating on this device with calibration.trt_calibrator.calibrate_to_cache) or an "
+            "ONNX with Q/DQ nodes; {} has neither".format(onnx_path))
+    cache = read_cache(config.calibration_cache)
+    calibrator = make_calibrator(cache_path=config.calibration_cache,
+                                 algorithm=cache.algorithm or "entropy2",
+                                 batch_size=config.opt_batch, trt=trt)
+    notes.append("int8: calibration cache {} ({})".format(
+        os.path.basename(str(config.calibration_cache)), cache.header))
+    return calibrator
+
+
+def _set_calibrator(trt, builder, builder_config, calibrator, inputs, notes):
+    """Attach ``calibrator``; with dynamic shapes also a calibration profile at its batch size.
+
+    TensorRT >= 10.1 warns (DeprecationWarning) on both calls; the build notes say it instead.
+    """
+    dynamic = [spec for spec in inputs if -1 in spec.shape]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        builder_config.int8_calibrator = calibrator
+        if dynamic:
+            profile = builder.create_optimization_profile()
+            batch = int(calibrator.get_batch_size())
+            for spec in dynamic:
+                shape = (batch,) + tuple(spec.shape[1:])
+                profile.set_shape(spec.name, shape, shape, shape)
+            builder_config.set_calibration_profile(profile)
+    if _version_at_least(trt, "10.1"):
+        notes.append("int8: implicit (calibrated) INT8 is deprecated from TensorRT 10.1; a Q/DQ "
+                     "ONNX is the future-proof path")
+
+
+@contextlib.contextmanager
+def _calibration_context(calibrator):
+    """The calibrator's CUDA context, current during the build (a no-op without one)."""
+    activate = getattr(calibrator, "activate", None)
+    if activate is None:
+        yield
+        return
+    with activate():
+        yield
+
+
+def _build_failure(trt, errors, calibrator, onnx_path):
+    if calibrator is not None and getattr(calibrator, "error", None):
+        return "INT8 calibration failed: {}".format(calibrator.error)
+    if calibrator is not None and getattr(calibrator, "cache_rejected", False):
+        return ("TensorRT {} rejected the calibration cache {} (written by another TensorRT "
+                "version, or for another model): calibrate again on this device".format(
+                    trt.__version__, calibrator.cache_path))
+    detail = "; ".join(_one_line(e) for e in errors) or "see the TensorRT log"
+    return "TensorRT {} could not build an engine from {}: {}".format(
+        trt.__version__, onnx_path, detail)
+
+
+def _version_at_least(trt, version):
+    packaging_version = lazy_import("packaging.version", "comparing TensorRT versions")
+    try:
+        return packaging_version.parse(str(trt.__version__)) >= packaging_version.parse(version)
+    except Exception:  # noqa: BLE001 - an unparsable version string: make no claim
+        return False
+
+
+def _shape_text(shape):
+    return "x".join("N" if d == -1 else str(d) for d in shape)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
