@@ -1,0 +1,108 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.toolkit.strategies.conftest import linear_image_onnx
+from toolkit.cli.main import main
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def pool(tmp_path, small_cnn_onnx):
+    """Three models: the trained small CNN and two linear 8x8 'models'."""
+    shutil.copy(small_cnn_onnx, str(tmp_path / "small.onnx"))
+    paths = [str(tmp_path / "small.onnx")]
+    for seed in (1, 2):
+        path = str(tmp_path / "linear{}.onnx".format(seed))
+        with open(path, "wb") as handle:
+            handle.write(linear_image_onnx(np.random.RandomState(seed).randn(64, 10)))
+        paths.append(path)
+    return paths
+
+
+def _one_line_error(capsys, words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and words in err[-1], err
+
+
+def test_help_explains_with_examples(capsys):
+    for command in (["pair", "--help"], ["pair", "select", "--help"],
+                    ["pair", "threshold", "--help"]):
+        assert main(command) == 0
+    out = capsys.readouterr().out
+    for words in ("Examples:", "--target-accuracy", "--tolerance", "--write-spec",
+                  "energy-model", "share of A's errors B gets right"):
+        assert words in out
+
+
+def test_select_writes_json_plot_and_a_runnable_spec(pool, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_json, out_png, out_spec = (str(tmp_path / n) for n in ("s.json", "s.png", "d.yaml"))
+    code = main(["pair", "select"] + pool + ["--data", "digits:val", "--target-accuracy", "0.5",
+                                             "--json", out_json, "--plot", out_png,
+                                             "--write-spec", out_spec, "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "recommended:" in printed and "complementarity" in printed
+    result = json.load(open(out_json))
+    assert len(result["pairs"]) == 6 and len(result["models"]) == 3
+    assert result["recommended"]["meets_target"]
+    assert result["recommended"]["choice"]["accuracy"] >= 0.5
+    assert len(result["recommended"]["curve"]["thresholds"]) > 100
+    assert open(out_png, "rb").read(4) == b"\x89PNG"
+    assert main(["run", out_spec, "--data", "digits:test", "--no-progress"]) == 0
+
+
+def test_threshold_for_a_fixed_pair(pool, tmp_path, capsys):
+    out_json = str(tmp_path / "t.json")
+    code = main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--score",
+                 "entropy", "--post-check", "--tolerance", "0.05", "--json", out_json,
+                 "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "best accuracy: threshold" in printed
+    result = json.load(open(out_json))
+    assert result["first"] == "linear1" and result["second"] == "small"
+    assert result["curve"]["score"] == "entropy" and result["curve"]["post_check"]
+    assert result["chosen"]["rule"] in ("tolerance", "best-accuracy")
+
+
+def test_energy_model_costs(pool, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    out_json = str(tmp_path / "e.json")
+    assert main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--cost",
+                 "energy-model", "--json", out_json, "--no-progress"]) == 0
+    curve = json.load(open(out_json))["curve"]
+    assert "energy" in curve["cost_unit"]
+    assert curve["cost_second"] > curve["cost_first"] > 0  # the CNN costs more than a matmul
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--target-accuracy", "0.9", "--tolerance", "0.01"], "not both"),
+    (["--target-accuracy", "1.5"], "--target-accuracy must be in [0, 1]"),
+    (["--tolerance", "-0.1"], "--tolerance must be in [0, 1]"),
+    (["--batch", "0"], "--batch must be at least 1"),
+])
+def test_bad_select_options_are_one_line_errors(pool, capsys, extra, words):
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--no-progress"] + extra) == 1
+    _one_line_error(capsys, words)
+
+
+def test_pool_errors_are_one_line_errors(pool, tmp_path, capsys):
+    assert main(["pair", "select", pool[0], "--data", "digits:val"]) == 1
+    _one_line_error(capsys, "at least two models")
+    assert main(["pair", "select", pool[0], str(tmp_path / "x.onnx"), "--data", "digits:val"]) == 1
+    _one_line_error(capsys, "no such engine or ONNX file")
+    five = str(tmp_path / "five.onnx")
+    with open(five, "wb") as handle:
+        handle.write(linear_image_onnx(np.ones((64, 5))))
+    assert main(["pair", "threshold", pool[0], five, "--data", "digits:val", "--no-progress"]) == 1
+    _one_line_error(capsys, "disagree on the number of classes")
+    engine = str(tmp_path / "m.engine")
+    open(engine, "wb").close()
+    assert main(["pair", "threshold", pool[0], engine, "--data", "digits:val", "--cost",
+                 "energy-model"]) == 1
+    _one_line_error(capsys, "--cost energy-model estimates .onnx files")

@@ -1,0 +1,279 @@
+"""``toolkit pair``: choose a complementary pair from a model pool, and its handoff threshold."""
+import json
+import os
+
+import click
+import numpy as np
+
+from toolkit.errors import InputError
+from toolkit.strategies.scores import SCORES
+
+COSTS = ("latency", "energy-model")
+
+
+def _common(func):
+    options = [
+        click.option("--data", required=True,
+                     help="Validation data: digits:val, digits16:val, digits-hard:val, a .npz or an "
+                          "image folder."),
+        click.option("--score", default="max_softmax", show_default=True,
+                     type=click.Choice(list(SCORES)), help="Confidence score of model A."),
+        click.option("--post-check", is_flag=True,
+                     help="Answer with the more confident of A and B after a handoff."),
+        click.option("--cost", default="latency", show_default=True, type=click.Choice(COSTS),
+                     help="Cost per sample: median latency measured here, or the analytical "
+                          "energy model's estimate (toolkit energy; needs .onnx files)."),
+        click.option("--batch", default=32, show_default=True, type=int,
+                     help="Batch size for inference and latency timing."),
+        click.option("--threads", default=0, show_default=True, type=int,
+                     help="ONNX Runtime intra-op threads (0: its default)."),
+        click.option("--json", "json_path", default=None, metavar="OUT.json",
+                     help="Write the full result (curves included) as JSON."),
+        click.option("--plot", "plot_path", default=None, metavar="CURVE.png",
+                     help="Plot accuracy vs expected cost and vs threshold (needs matplotlib)."),
+        click.option("--write-spec", "spec_path", default=None, metavar="DEPLOY.yaml",
+                     help="Write a deployment spec of the chosen cascade (for toolkit run)."),
+        click.option("--memo", default="exact", show_default=True,
+                     type=click.Choice(["exact", "dhash", "off"]),
+                     help="Memo mode put into the written spec."),
+        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group("pair")
+def pair():
+    """Complementary pairs with early handoff (Kinnas et al., 2024): pick a pair from a pool of
+    models by complementarity and cost, and pick the threshold below which model A hands a sample
+    to model B.
+
+    \b
+    Examples:
+      toolkit pair select tiny.onnx small.onnx large.onnx --data digits:val --target-accuracy 0.97
+      toolkit pair select *.onnx --data digits:val --tolerance 0.003 --write-spec deploy.yaml
+      toolkit pair threshold tiny.onnx large.onnx --data digits:val --plot curve.png
+    """
+
+
+@pair.command("select")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL.onnx|MODEL.engine ...")
+@click.option("--target-accuracy", type=float, default=None,
+              help="Recommend the cheapest pair and threshold reaching this validation accuracy.")
+@click.option("--tolerance", type=float, default=None,
+              help="... or reaching the pool's best single-model accuracy minus this.")
+@_common
+def select(models, target_accuracy, tolerance, data, score, post_check, cost, batch, threads,
+           json_path, plot_path, spec_path, memo, no_progress):
+    """Evaluate every ordered pair (A first, B second) of MODELS on validation --data: the
+    complementarity matrix (the share of A's errors B gets right; also the share exactly one of
+    the two gets right), each pair's best-accuracy threshold and the cheapest threshold meeting
+    --target-accuracy (or --tolerance below the best single model). Without either, the most
+    accurate pair is recommended.
+
+    Expected cost per sample = cost(A) + handoff rate x cost(B), with costs measured as median
+    latency per sample here (--cost latency) or estimated by the energy model (--cost energy-model).
+
+    \b
+    Examples:
+      toolkit pair select tiny.onnx small.onnx large.onnx --data digits:val --target-accuracy 0.97
+      toolkit pair select a.engine b.engine c.engine --data digits:val --tolerance 0.003 \\
+          --json pairs.json --plot pairs.png --write-spec deploy.yaml
+    """
+    from toolkit.strategies.pairs import evaluate_pool
+    if len(models) < 2:
+        raise InputError("give at least two models to choose a pair from")
+    _check_goal(target_accuracy, tolerance)
+    pool = _evaluate(models, data, cost, batch, threads, not no_progress)
+    evaluation = evaluate_pool(pool["names"], pool["probs"], pool["labels"], pool["costs"],
+                               pool["unit"], score=score, post_check=post_check,
+                               target_accuracy=target_accuracy, tolerance=tolerance)
+    for line in evaluation.lines():
+        click.echo(line)
+    candidate, choice, _ = evaluation.recommended()
+    if json_path:
+        result = evaluation.to_dict()
+        result["recommended"]["curve"] = candidate.curve.to_dict()
+        result["models_paths"] = list(models)
+        _write_json(json_path, result)
+        click.echo("json: {}".format(json_path))
+    if plot_path:
+        _plot(plot_path, evaluation, candidate, choice)
+        click.echo("plot: {}".format(plot_path))
+    if spec_path:
+        _write_spec(spec_path, models, pool["names"], candidate.first, candidate.second, choice,
+                    score, post_check, memo)
+
+
+@pair.command("threshold")
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@click.option("--target-accuracy", type=float, default=None,
+              help="Choose the cheapest threshold reaching this accuracy.")
+@click.option("--tolerance", type=float, default=None,
+              help="Choose the cheapest threshold within this of the better single model.")
+@_common
+def threshold(first, second, target_accuracy, tolerance, data, score, post_check, cost, batch,
+              threads, json_path, plot_path, spec_path, memo, no_progress):
+    """The threshold curve of the fixed pair A -> B on validation --data (accuracy, handoff rate
+    and expected cost at every threshold of a fine grid) and the chosen threshold: the paper's
+    rule (highest accuracy, ties to the cheapest) unless --target-accuracy or --tolerance asks for
+    the cheapest threshold meeting it.
+
+    \b
+    Examples:
+      toolkit pair threshold tiny.onnx large.onnx --data digits:val
+      toolkit pair threshold tiny.onnx large.onnx --data digits:val --tolerance 0.003 \\
+          --cost energy-model --plot curve.png --write-spec deploy.yaml
+    """
+    from toolkit.strategies.thresholds import threshold_curve
+    _check_goal(target_accuracy, tolerance)
+    pool = _evaluate((first, second), data, cost, batch, threads, not no_progress)
+    curve = threshold_curve(pool["probs"][0], pool["probs"][1], pool["labels"], score=score,
+                            post_check=post_check, cost_first=pool["costs"][0],
+                            cost_second=pool["costs"][1], cost_unit=pool["unit"])
+    best = curve.best_accuracy()
+    chosen = best
+    if target_accuracy is not None or tolerance is not None:
+        chosen = curve.cheapest(target_accuracy=target_accuracy, tolerance=tolerance)
+    names = pool["names"]
+    click.echo("{} -> {} on {} samples ({}{}), cost in {}".format(
+        names[0], names[1], curve.samples, score, ", post-check" if post_check else "",
+        curve.cost_unit))
+    click.echo("  {}: accuracy {:.4f}, cost {:.4g}".format(names[0], curve.accuracy_first,
+                                                         curve.cost_first))
+    click.echo("  {}: accuracy {:.4f}, cost {:.4g}".format(names[1], curve.accuracy_second,
+                                                         curve.cost_second))
+    click.echo("best accuracy: " + best.line())
+    if chosen is None:
+        click.echo("no threshold reaches the {}; using the best-accuracy threshold".format(
+            "target accuracy" if target_accuracy is not None else "tolerance"))
+        chosen = best
+    elif chosen is not best:
+        click.echo("chosen: " + chosen.line())
+    if json_path:
+        _write_json(json_path, {"first": names[0], "second": names[1],
+                                "models_paths": [first, second], "curve": curve.to_dict(),
+                                "best_accuracy": best.to_dict(), "chosen": chosen.to_dict()})
+        click.echo("json: {}".format(json_path))
+    if plot_path:
+        from toolkit.strategies.plots import plot_curves
+        marks = [("best accuracy", best)] + ([] if chosen is best else [("chosen", chosen)])
+        plot_curves(plot_path, [("{} -> {}".format(*names), curve)], marks,
+                    title="{} -> {} ({})".format(names[0], names[1], score))
+        click.echo("plot: {}".format(plot_path))
+    if spec_path:
+        _write_spec(spec_path, (first, second), names, 0, 1, chosen, score, post_check, memo)
+
+
+def _check_goal(target_accuracy, tolerance):
+    if target_accuracy is not None and tolerance is not None:
+        raise InputError("give --target-accuracy or --tolerance, not both")
+    if target_accuracy is not None and not 0.0 <= target_accuracy <= 1.0:
+        raise InputError("--target-accuracy must be in [0, 1], got {}".format(target_accuracy))
+    if tolerance is not None and not 0.0 <= tolerance <= 1.0:
+        raise InputError("--tolerance must be in [0, 1], got {}".format(tolerance))
+
+
+def _evaluate(models, data, cost, batch, threads, progress):
+    """Open the models, run them on the validation data, measure or estimate their costs."""
+    from calibration.datasets import load_dataset
+    from toolkit.deploy import open_engine
+    from toolkit.strategies import Single
+    from toolkit.strategies.thresholds import latency_cost_ms, model_energy_cost
+    if batch < 1:
+        raise InputError("--batch must be at least 1, got {}".format(batch))
+    if cost == "energy-model":
+        not_onnx = [m for m in models if not m.lower().endswith(".onnx")]
+        if not_onnx:
+            raise InputError("--cost energy-model estimates .onnx files; {} is not one (use "
+                             "--cost latency)".format(not_onnx[0]))
+    names = _names(models)
+    engines = []
+    try:
+        for path in models:
+            engines.append(open_engine(path, threads=threads))
+        shape = engines[0].input.shape[1:]
+        dataset = load_dataset(data, shape_chw=shape if -1 not in shape else None)
+        probs, costs = [], []
+        bar = _bar(len(engines), progress)
+        for path, engine in zip(models, engines):
+            images = _prepared(engine, dataset.images)
+            single = Single(engine)
+            probs.append(np.concatenate([single.classify(images[i:i + batch]).probs
+                                         for i in range(0, len(images), batch)]))
+            if cost == "latency":
+                costs.append(latency_cost_ms(engine, images, batch_size=batch))
+                unit = "ms per sample (median, measured)"
+            else:
+                value, unit = model_energy_cost(path)
+                costs.append(value)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+    finally:
+        for engine in engines:
+            engine.close()
+    if dataset.labels is None:
+        raise InputError("{} has no labels; choosing a pair needs labelled data".format(data))
+    classes = {p.shape[1] for p in probs}
+    if len(classes) != 1:
+        raise InputError("the models disagree on the number of classes: {}".format(
+            ", ".join("{} {}".format(n, p.shape[1]) for n, p in zip(names, probs))))
+    return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit}
+
+
+def _prepared(engine, images):
+    meta = getattr(engine, "metadata", None)
+    prep = None if meta is None else meta.preprocessing
+    out = images if prep is None or prep.is_identity else prep.apply(images)
+    want = engine.input.shape[1:]
+    if any(w not in (-1, g) for w, g in zip(want, out.shape[1:])):
+        raise InputError("the data's images are {} but the model takes {}".format(
+            "x".join(map(str, out.shape[1:])), "x".join(map(str, want))))
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _names(models):
+    names = []
+    for path in models:
+        base = os.path.splitext(os.path.basename(path))[0] or "model"
+        name, k = base, 2
+        while name in names:
+            name, k = "{}_{}".format(base, k), k + 1
+        names.append(name)
+    return names
+
+
+def _bar(total, enabled):
+    if not enabled:
+        return None
+    from toolkit.lazy import lazy_import
+    return lazy_import("tqdm", "progress bars").tqdm(total=total, unit="model", desc="evaluate",
+                                                     leave=False)
+
+
+def _write_json(path, data):
+    from toolkit.fileio import write_text_atomic
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _plot(path, evaluation, candidate, choice):
+    from toolkit.strategies.plots import plot_curves
+    names = evaluation.names
+    ranked = sorted(evaluation.candidates, key=lambda c: (-c.best.accuracy, c.best.expected_cost))
+    shown = [candidate] + [c for c in ranked if c is not candidate][:3]
+    curves = [("{} -> {}".format(names[c.first], names[c.second]), c.curve) for c in shown]
+    plot_curves(path, curves, [("recommended", choice)],
+                title="pairs on {} samples ({})".format(evaluation.samples, evaluation.score))
+
+
+def _write_spec(spec_path, models, names, first, second, choice, score, post_check, memo):
+    from toolkit import deploy
+    data = deploy.cascade_spec(spec_path, models[first], models[second], choice.threshold,
+                               score=score, post_check=post_check, memo=memo,
+                               names=(names[first], names[second]))
+    deploy.write_spec(spec_path, data)
+    click.echo("spec: {} (toolkit run {} --data ...)".format(spec_path, spec_path))

@@ -1,0 +1,60 @@
+"""Confidence scores of class probabilities, all in [0, 1] (higher = more confident).
+
+The one normalization every strategy, threshold search and report uses:
+
+- ``max_softmax``: the largest probability;
+- ``margin``: top-1 minus top-2 probability;
+- ``entropy``: ``1 - H(p) / log(C)`` (1 for a one-hot answer, 0 for a uniform one).
+"""
+import numpy as np
+
+from toolkit.errors import InputError
+
+SCORES = ("max_softmax", "margin", "entropy")
+
+
+def check_score(score):
+    """Return ``score`` if it is one of :data:`SCORES`, else raise InputError."""
+    if score not in SCORES:
+        raise InputError("score must be one of {}, got '{}'".format(", ".join(SCORES), score))
+    return score
+
+
+def softmax(logits):
+    """Row-wise softmax (max subtracted first, so large logits do not overflow); float32."""
+    return softmax_and_max(logits)[0]
+
+
+def softmax_and_max(logits):
+    """``(softmax(logits), its row maxima)``: the largest probability is exactly ``1 / sum`` (the
+    top logit's exp(0) = 1 divided by the row sum), which saves a second pass."""
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    total = shifted.sum(axis=1, keepdims=True)
+    shifted /= total
+    return shifted, np.reciprocal(total).reshape(-1)
+
+
+def confidence(probs, score="max_softmax"):
+    """Per-row confidence of probabilities ``probs`` (N, C) by ``score``; float32 (N,)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[1] < 1:
+        raise InputError("probabilities must be 2-D (samples, classes), got shape {}".format(
+            probs.shape))
+    if score == "max_softmax":
+        return probs.max(axis=1)
+    if score == "margin":
+        if probs.shape[1] < 2:
+            return np.ones(len(probs), dtype=np.float32)
+        top2 = np.partition(probs, probs.shape[1] - 2, axis=1)[:, -2:]
+        return (top2[:, 1] - top2[:, 0]).astype(np.float32)
+    if score == "entropy":
+        classes = probs.shape[1]
+        if classes < 2:
+            return np.ones(len(probs), dtype=np.float32)
+        clipped = np.clip(probs, 1e-12, 1.0)
+        entropy = -(probs * np.log(clipped)).sum(axis=1)
+        return np.clip(1.0 - entropy / np.log(classes), 0.0, 1.0).astype(np.float32)
+    check_score(score)
+    raise AssertionError("unreachable")

@@ -1,0 +1,206 @@
+"""Choosing the handoff threshold of a pair from validation outputs (vectorized).
+
+For model A's confidence ``c_i`` (see :mod:`toolkit.strategies.scores`) a threshold ``t`` hands
+off the samples with ``c_i < t`` to model B. Over a fine grid of thresholds the curve gives, per
+threshold: cascade accuracy, handoff rate and expected cost per sample
+``cost_first + handoff_rate * cost_second``. The whole curve costs one sort and one cumulative sum.
+
+Rules:
+
+- ``best-accuracy`` (the paper's): the threshold of highest cascade accuracy (ties: the cheapest);
+- ``target``: the cheapest threshold whose accuracy >= a target accuracy;
+- ``tolerance``: the cheapest threshold whose accuracy >= (best single model's accuracy - tolerance).
+
+Costs are in any one unit: measured median latency per sample (ms), measured energy per sample
+(mJ), or the analytical energy model's estimate (see :func:`latency_cost_ms`, :func:`model_energy_cost`).
+"""
+import time
+
+import numpy as np
+
+from toolkit.errors import InputError, MissingDependencyError
+from toolkit.lazy import lazy_import
+from toolkit.strategies.scores import check_score
+from toolkit.strategies.scores import confidence as score_confidence
+
+RULES = ("best-accuracy", "target", "tolerance")
+
+
+def threshold_grid(conf_first, points=1001):
+    """``points`` evenly spaced thresholds in [0, 1] plus as many quantiles of A's confidences
+    (max softmax piles up near 1, where an even grid is coarse), sorted and unique."""
+    even = np.linspace(0.0, 1.0, int(points))
+    quantiles = np.quantile(np.asarray(conf_first, dtype=np.float64), np.linspace(0.0, 1.0, int(points)))
+    return np.unique(np.clip(np.concatenate([even, quantiles]), 0.0, 1.0))
+
+
+class ThresholdChoice(object):
+    """One point of the curve picked by a rule."""
+
+    def __init__(self, rule, threshold, accuracy, handoff_rate, expected_cost, cost_unit):
+        self.rule = rule
+        self.threshold = float(threshold)
+        self.accuracy = float(accuracy)
+        self.handoff_rate = float(handoff_rate)
+        self.expected_cost = float(expected_cost)
+        self.cost_unit = cost_unit
+
+    def to_dict(self):
+        return {"rule": self.rule, "threshold": self.threshold, "accuracy": self.accuracy,
+                "handoff_rate": self.handoff_rate, "expected_cost": self.expected_cost,
+                "cost_unit": self.cost_unit}
+
+    def line(self):
+        return "threshold {:.4f} ({}): accuracy {:.4f}, handoff rate {:.3f}, expected cost {:.4g} {}" \
+            .format(self.threshold, self.rule, self.accuracy, self.handoff_rate,
+                    self.expected_cost, self.cost_unit)
+
+    def __repr__(self):
+        return "ThresholdChoice({})".format(self.line())
+
+
+class ThresholdCurve(object):
+    """Accuracy, handoff rate and expected cost of a pair at every threshold of a grid."""
+
+    def __init__(self, thresholds, correct_count, handoff_count, samples, correct_first,
+                 correct_second, cost_first, cost_second, cost_unit, score, post_check):
+        self.thresholds = thresholds
+        self.samples = int(samples)
+        self.correct_count = correct_count
+        self.accuracy = correct_count / float(samples)
+        self.handoff_rate = handoff_count / float(samples)
+        self.accuracy_first = correct_first / float(samples)
+        self.accuracy_second = correct_second / float(samples)
+        self.cost_first = float(cost_first)
+        self.cost_second = float(cost_second)
+        self.cost_unit = cost_unit
+        self.expected_cost = self.cost_first + self.handoff_rate * self.cost_second
+        self.score = score
+        self.post_check = post_check
+
+    @property
+    def best_single_accuracy(self):
+        return max(self.accuracy_first, self.accuracy_second)
+
+    def _choice(self, rule, index):
+        return ThresholdChoice(rule, self.thresholds[index], self.accuracy[index],
+                               self.handoff_rate[index], self.expected_cost[index], self.cost_unit)
+
+    def best_accuracy(self):
+        """The paper's rule: highest cascade accuracy; among ties the cheapest (fewest handoffs)."""
+        best = self.correct_count.max()
+        candidates = np.flatnonzero(self.correct_count == best)
+        return self._choice("best-accuracy", candidates[np.argmin(self.expected_cost[candidates])])
+
+    def cheapest(self, target_accuracy=None, tolerance=None):
+        """The cheapest threshold with accuracy >= ``target_accuracy``, or >= the best single
+        model's accuracy minus ``tolerance`` (give one); None when no threshold reaches it."""
+        if (target_accuracy is None) == (tolerance is None):
+            raise InputError("give either a target accuracy or a tolerance")
+        if target_accuracy is not None:
+            rule, floor = "target", float(target_accuracy)
+        else:
+            if tolerance < 0:
+                raise InputError("tolerance must be >= 0, got {}".format(tolerance))
+            rule, floor = "tolerance", self.best_single_accuracy - float(tolerance)
+        # integer comparison (with a hair of slack for float rounding of the floor)
+        needed = int(np.ceil(floor * self.samples - 1e-9))
+        candidates = np.flatnonzero(self.correct_count >= needed)
+        if not len(candidates):
+            return None
+        order = np.lexsort((-self.correct_count[candidates], self.expected_cost[candidates]))
+        return self._choice(rule, candidates[order[0]])
+
+    def choose(self, rule="best-accuracy", target_accuracy=None, tolerance=None):
+        """Apply ``rule`` (one of :data:`RULES`); None when a target/tolerance is not reachable."""
+        if rule == "best-accuracy":
+            return self.best_accuracy()
+        if rule == "target":
+            if target_accuracy is None:
+                raise InputError("rule 'target' needs a target accuracy")
+            return self.cheapest(target_accuracy=target_accuracy)
+        if rule == "tolerance":
+            if tolerance is None:
+                raise InputError("rule 'tolerance' needs a tolerance")
+            return self.cheapest(tolerance=tolerance)
+        raise InputError("rule must be one of {}, got '{}'".format(", ".join(RULES), rule))
+
+    def to_dict(self):
+        return {"samples": self.samples, "score": self.score, "post_check": self.post_check,
+                "accuracy_first": self.accuracy_first, "accuracy_second": self.accuracy_second,
+                "cost_first": self.cost_first, "cost_second": self.cost_second,
+                "cost_unit": self.cost_unit,
+                "thresholds": [round(float(v), 6) for v in self.thresholds],
+                "accuracy": [round(float(v), 6) for v in self.accuracy],
+                "handoff_rate": [round(float(v), 6) for v in self.handoff_rate],
+                "expected_cost": [float(v) for v in self.expected_cost]}
+
+
+def threshold_curve(probs_first, probs_second, labels, score="max_softmax", post_check=False,
+                    cost_first=1.0, cost_second=1.0, cost_unit="relative", thresholds=None):
+    """The :class:`ThresholdCurve` of pair (A, B) from their validation probabilities (N, C) and
+    labels (N,). ``thresholds`` defaults to :func:`threshold_grid` of A's confidences."""
+    check_score(score)
+    probs_first = np.asarray(probs_first, dtype=np.float32)
+    probs_second = np.asarray(probs_second, dtype=np.float32)
+    labels = np.asarray(labels)
+    if probs_first.ndim != 2 or probs_first.shape != probs_second.shape:
+        raise InputError("the pair's outputs must have the same shape (samples, classes): {} vs {}"
+                         .format(probs_first.shape, probs_second.shape))
+    if labels.shape != (len(probs_first),):
+        raise InputError("{} labels for {} samples".format(labels.shape[0] if labels.ndim else 0,
+                                                            len(probs_first)))
+    if not len(labels):
+        raise InputError("no validation samples")
+    conf_first = score_confidence(probs_first, score)
+    correct_first = np.argmax(probs_first, axis=1) == labels
+    correct_second = np.argmax(probs_second, axis=1) == labels
+    if post_check:
+        take_second = score_confidence(probs_second, score) >= conf_first
+        correct_handoff = np.where(take_second, correct_second, correct_first)
+    else:
+        correct_handoff = correct_second
+    if thresholds is None:
+        thresholds = threshold_grid(conf_first)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    order = np.argsort(conf_first, kind="stable")
+    gain = correct_handoff[order].astype(np.int64) - correct_first[order].astype(np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(gain)])
+    # samples handed off at t: conf < t, i.e. the first searchsorted(..., 'left') of the sorted confs
+    handoffs = np.searchsorted(conf_first[order].astype(np.float64), thresholds, side="left")
+    correct = int(correct_first.sum()) + cumulative[handoffs]
+    return ThresholdCurve(thresholds, correct, handoffs, len(labels), int(correct_first.sum()),
+                          int(correct_second.sum()), cost_first, cost_second, cost_unit, score,
+                          bool(post_check))
+
+
+# -- costs --------------------------------------------------------------------------------------
+def latency_cost_ms(engine, images, batch_size=32, iterations=20, warmup=3):
+    """Median latency per sample (ms) of ``engine`` on batches of ``images`` (measured here)."""
+    from toolkit.strategies.base import run_chunked
+    images = np.ascontiguousarray(images[:batch_size], dtype=np.float32)
+    if not len(images):
+        raise InputError("no samples to time the engine on")
+    for _ in range(max(0, int(warmup))):
+        run_chunked(engine, images)
+    times_ms = []
+    for _ in range(max(1, int(iterations))):
+        start = time.perf_counter()
+        run_chunked(engine, images)
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times_ms)) / len(images)
+
+
+def model_energy_cost(onnx_path):
+    """``(energy per sample, unit)`` of an ONNX model by the analytical energy model
+    (``toolkit.energy_model.estimate_onnx``, batch 1): normalized units, or mJ when calibrated.
+    MissingDependencyError when that module is not installed."""
+    try:
+        energy_model = lazy_import("toolkit.energy_model", "energy-model costs")
+    except MissingDependencyError:
+        raise MissingDependencyError("the analytical energy model (toolkit.energy_model) is not "
+                                     "available; use --cost latency") from None
+    result = energy_model.estimate_onnx(onnx_path)
+    if getattr(result, "total_mj", None) is not None:
+        return float(result.total_mj), "mJ per sample (energy model, calibrated)"
+    return float(result.total), "normalized energy units per sample (energy model)"
