@@ -1,0 +1,144 @@
+"""Power traces on disk (CSV, written atomically) and as plots (PNG, matplotlib imported lazily).
+
+The CSV starts with ``#`` metadata lines (source, board, total policy as JSON), then a header
+``t_s,<rail>.<quantity>,...`` and one row per sample; ``t_s`` counts from the first sample.
+Counters are written unwrapped, as cumulative ``energy_mj`` from the first sample.
+"""
+import csv
+import io
+import json
+import os
+
+import numpy as np
+
+from toolkit.errors import InputError
+from toolkit.fileio import atomic_open
+from toolkit.lazy import lazy_import
+from toolkit.power.boards import TotalPolicy
+from toolkit.power.energy import Trace
+from toolkit.power.sources.base import QUANTITIES
+
+MAGIC = "# toolkit power trace v1"
+
+
+def write_trace_csv(path, trace, info):
+    """Write ``trace`` (a :class:`Trace`) with ``info`` (``Source.info()``) to ``path``."""
+    t = trace.t
+    columns = []
+    for rail, quantity in trace.columns:
+        if quantity == "energy_mj":
+            cumulative = trace.cumulative_mj(rail)
+            values = cumulative - (cumulative[0] if cumulative.size else 0.0)
+        else:
+            values = trace.column(rail, quantity)
+        columns.append(values)
+    text = io.StringIO()
+    text.write(MAGIC + "\n")
+    meta = {"source": info.get("source"), "description": info.get("description"),
+            "board": info.get("board"), "policy": info.get("policy"),
+            "averaging_s": info.get("averaging_s")}
+    for key in sorted(meta):
+        text.write("# {}: {}\n".format(key, json.dumps(meta[key])))
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["t_s"] + ["{}.{}".format(r, q) for r, q in trace.columns])
+    start = t[0] if t.size else 0.0
+    for i in range(t.size):
+        writer.writerow(["{:.6f}".format(t[i] - start)]
+                        + ["{:.6g}".format(values[i]) for values in columns])
+    with atomic_open(path, "wb") as handle:
+        handle.write(text.getvalue().encode("utf-8"))
+
+
+def read_trace_csv(path):
+    """``(trace, meta)`` from a CSV written by :func:`write_trace_csv` (InputError if malformed)."""
+    if not os.path.isfile(path):
+        raise InputError("no such trace file: {}".format(path))
+    with open(path, "r") as handle:
+        lines = handle.read().splitlines()
+    if not lines or lines[0].strip() != MAGIC:
+        raise InputError("{} is not a toolkit power trace (first line should be '{}')".format(
+            path, MAGIC))
+    meta, body = {}, []
+    for number, line in enumerate(lines[1:], start=2):
+        if line.startswith("#"):
+            key, _, value = line[1:].partition(":")
+            try:
+                meta[key.strip()] = json.loads(value)
+            except ValueError:
+                raise InputError("{} line {}: malformed metadata {!r}".format(
+                    path, number, line[:80])) from None
+        elif line.strip():
+            body.append((number, line))
+    if not body:
+        raise InputError("{} has no header row".format(path))
+    header = next(csv.reader([body[0][1]]))
+    if not header or header[0] != "t_s":
+        raise InputError("{} line {}: header must start with t_s, got {!r}".format(
+            path, body[0][0], body[0][1][:80]))
+    columns = []
+    for name in header[1:]:
+        rail, _, quantity = name.rpartition(".")
+        if not rail or quantity not in QUANTITIES:
+            raise InputError("{} line {}: column {!r} is not <rail>.<{}>".format(
+                path, body[0][0], name, "|".join(QUANTITIES)))
+        columns.append((rail, quantity))
+    rows = []
+    for number, line in body[1:]:
+        cells = next(csv.reader([line]))
+        if len(cells) != len(header):
+            raise InputError("{} line {}: {} values for {} columns".format(
+                path, number, len(cells), len(header)))
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError:
+            raise InputError("{} line {}: not a number in {!r}".format(
+                path, number, line[:80])) from None
+    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+    if data.shape[0] > 1 and np.any(np.diff(data[:, 0]) < 0):
+        raise InputError("{}: times (t_s) go backwards".format(path))
+    trace = Trace(columns)
+    trace.append(data[:, 0], data[:, 1:])
+    return trace, meta
+
+
+def total_power_series(trace, policy):
+    """``(t, total power mW)`` following ``policy`` (a TotalPolicy) on the trace's grid."""
+    series = [trace.power_series(rail) for rail in policy.total_rails if rail in trace.rails]
+    if not series:
+        return None
+    t = series[0][0]
+    return t, np.sum([np.interp(t, st, sp) for st, sp in series], axis=0)
+
+
+def plot_trace(path, trace, meta):
+    """Draw each rail's power over time (and the total) into a PNG at ``path`` (atomically)."""
+    lazy_import("matplotlib", "plotting power traces")
+    backend = lazy_import("matplotlib.backends.backend_agg", "plotting power traces")
+    figure_module = lazy_import("matplotlib.figure", "plotting power traces")
+    if len(trace) < 2:
+        raise InputError("the trace has {} sample(s): nothing to plot".format(len(trace)))
+    policy = TotalPolicy.from_dict(meta.get("policy") or {"summed": trace.rails})
+    figure = figure_module.Figure(figsize=(10, 4.5), dpi=100)
+    backend.FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    start = trace.t[0]
+    for rail in trace.rails:
+        t, power = trace.power_series(rail)
+        axes.plot(t - start, power / 1000.0, linewidth=1.0,
+                  label=rail + (" (total)" if rail == policy.total else ""))
+    if policy.is_summed:
+        total = total_power_series(trace, policy)
+        if total is not None:
+            axes.plot(total[0] - start, total[1] / 1000.0, color="black", linewidth=1.6,
+                      label="total (sum)")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("power (W)")
+    axes.set_ylim(bottom=0)
+    title = "{}{} power rails; total = {}".format(
+        meta["board"] + ": " if meta.get("board") else "", meta.get("source") or "", policy.label)
+    figure.suptitle(title if len(title) < 120 else title[:117] + "...", fontsize=9)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png")
