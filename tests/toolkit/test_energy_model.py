@@ -1,0 +1,280 @@
+"""The analytical energy model: hand-computed figures for tiny graphs, monotonicity, calibration."""
+import json
+
+import numpy as np
+import pytest
+
+from toolkit.energy_model import (AccessCosts, EnergyModelConfig, LayerShape, clear_cache,
+                                  estimate_onnx, fit_calibration, layer_energy, load_measurements)
+from toolkit.errors import InputError
+
+onnx = pytest.importorskip("onnx")
+helper = onnx.helper
+numpy_helper = onnx.numpy_helper
+FLOAT = onnx.TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, initializers):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model
+
+
+def conv_model(weights, in_shape=("N", 2, 4, 4), pads=1, group=1, bias=False):
+    """x -> Conv(weights, 'same' padding) -> y."""
+    inits = [numpy_helper.from_array(weights.astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(np.zeros(weights.shape[0], np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node("Conv", inputs, ["y"], kernel_shape=list(weights.shape[2:]),
+                            pads=[pads] * 4, group=group, name="conv")
+    return _model([node], [helper.make_tensor_value_info("x", FLOAT, list(in_shape))],
+                  [helper.make_tensor_value_info("y", FLOAT, None)], inits)
+
+
+def gemm_model(weights_mk, bias=True):
+    """x (N, K) -> Gemm(transB=1) -> y (N, M)."""
+    inits = [numpy_helper.from_array(weights_mk.astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(np.zeros(weights_mk.shape[0], np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node("Gemm", inputs, ["y"], transB=1, name="fc")
+    return _model([node], [helper.make_tensor_value_info("x", FLOAT, ["N", weights_mk.shape[1]])],
+                  [helper.make_tensor_value_info("y", FLOAT, None)], inits)
+
+
+def test_dense_conv_matches_hand_computed_counts():
+    # N=1, C=2, H=W=4, M=3, 3x3, pad 1 -> E=F=4; nnz = 3*2*3*3 = 54; MACs = 16 * 54 = 864
+    row = estimate_onnx(conv_model(np.ones((3, 2, 3, 3)))).row("conv")
+    assert row.macs == 864 and row.weights == 54 and row.nonzero_weights == 54
+    assert row.accesses["dram"] == {"inputs": 32, "weights": 54, "psums": 48}
+    # inputs once per pass of <= 16 filters; psums: one channel pass -> written once
+    assert row.accesses["buffer"] == {"inputs": 32, "weights": 54, "psums": 48}
+    # inputs: E * W * (Cg*R = 6 row deliveries) = 96; weights: E * nnz = 216; psums: E*F*18 rows
+    assert row.accesses["array"] == {"inputs": 96, "weights": 216, "psums": 288}
+    assert row.accesses["rf"] == {"inputs": 864, "weights": 864, "psums": 1728}
+    assert row.energy["dram"] == 134 * 200
+    assert row.energy["buffer"] == 134 * 6
+    assert row.energy["array"] == 600 * 2
+    assert row.energy["rf"] == 3456
+    assert row.energy["mac"] == 864
+    assert row.total == 26800 + 804 + 1200 + 3456 + 864
+
+
+def test_sparse_conv_skips_zero_weights_and_rows():
+    weights = np.ones((3, 2, 3, 3))
+    weights[0, 0, 0, :] = 0  # a whole filter row: not delivered, no psum hand-off
+    weights[1, 1, 2, 1] = 0  # a single weight
+    row = estimate_onnx(conv_model(weights)).row("conv")
+    assert row.nonzero_weights == 50 and row.macs == 16 * 50
+    assert row.weight_format == "dense"  # 50 * (1 + 4/16) = 62.5 words > 54 dense
+    assert row.accesses["array"] == {"inputs": 96, "weights": 200, "psums": 16 * 17}
+    assert row.total == 26800 + 804 + (96 + 200 + 272) * 2 + 4 * 800 + 800
+
+
+def test_sparse_weight_format_stores_non_zeros_with_an_index():
+    weights = np.zeros((16, 8, 3, 3))
+    weights[:, :, 1, 1] = 1.0  # 128 of 1152 non-zero
+    model = conv_model(weights, in_shape=(1, 8, 4, 4))
+    auto = estimate_onnx(model).row("conv")
+    dense = estimate_onnx(model, EnergyModelConfig(weight_format="dense")).row("conv")
+    assert auto.weight_format == "sparse"
+    assert auto.weight_words == 128 * (1 + 4 / 16.0)
+    assert dense.weight_words == 1152
+    assert auto.total < dense.total
+
+
+def test_fc_matches_hand_computed_counts_and_8_bit_halves_data_energy():
+    row = estimate_onnx(gemm_model(np.ones((10, 32)))).row("fc")
+    # K=32, M=10, bias: DRAM 32 + 330 + 10; buffer 32 + 330 + 10 * (2 * ceil(32/16) - 1)
+    assert row.accesses["dram"] == {"inputs": 32, "weights": 330, "psums": 10}
+    assert row.accesses["buffer"] == {"inputs": 32, "weights": 330, "psums": 30}
+    assert row.accesses["array"] == {"inputs": 32, "weights": 320, "psums": 320}
+    assert row.energy["mac"] == 330  # 320 MACs + 10 bias adds
+    assert row.total == 74400 + 2352 + 1344 + 1280 + 330
+    row8 = estimate_onnx(gemm_model(np.ones((10, 32))), EnergyModelConfig(bits=8)).row("fc")
+    assert row8.total == pytest.approx((74400 + 2352 + 1344 + 1280) * 0.5 + 330 * 0.25)
+
+
+def test_matmul_with_constant_equals_gemm_without_bias():
+    weights = np.random.RandomState(0).standard_normal((10, 32))
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
+    model = _model([node], [helper.make_tensor_value_info("x", FLOAT, [1, 32])],
+                   [helper.make_tensor_value_info("y", FLOAT, None)],
+                   [numpy_helper.from_array(weights.T.astype(np.float32), "w")])
+    assert estimate_onnx(model).row("mm").total == estimate_onnx(
+        gemm_model(weights, bias=False)).row("fc").total
+
+
+def test_depthwise_conv_counts_per_group():
+    row = estimate_onnx(conv_model(np.ones((4, 1, 3, 3)), in_shape=(1, 4, 4, 4), group=4)).row("conv")
+    assert row.macs == 16 * 36
+    assert row.accesses["buffer"]["inputs"] == 64  # each group's inputs read by its one filter
+    assert row.accesses["array"]["inputs"] == 4 * 4 * 12
+
+
+def test_elementwise_and_pooling_stay_on_chip():
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+             helper.make_node("Add", ["p", "p"], ["y"], name="add")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", FLOAT, [1, 3, 4, 4])],
+                   [helper.make_tensor_value_info("y", FLOAT, None)], [])
+    estimate = estimate_onnx(model)
+    relu, gap, add = (estimate.row(n) for n in ("relu", "gap", "add"))
+    assert relu.energy["dram"] == gap.energy["dram"] == 0
+    assert relu.accesses["buffer"] == {"inputs": 48, "weights": 0, "psums": 48}
+    assert relu.energy["mac"] == 48
+    assert gap.energy["mac"] == 3 * 16  # one op per window element
+    assert add.accesses["buffer"]["inputs"] == 6  # two activation operands of 3 values
+
+
+def test_energy_falls_monotonically_with_sparsity_and_bits():
+    rng = np.random.RandomState(0)
+    weights = rng.standard_normal((32, 16, 3, 3))
+    order = np.argsort(np.abs(weights).reshape(-1))
+    totals = []
+    for sparsity in (0.0, 0.2, 0.4, 0.6, 0.8, 0.95):
+        pruned = weights.copy().reshape(-1)
+        pruned[order[:int(sparsity * pruned.size)]] = 0
+        totals.append(estimate_onnx(conv_model(pruned.reshape(weights.shape),
+                                               in_shape=(1, 16, 8, 8))).total)
+    assert all(a > b for a, b in zip(totals, totals[1:])), totals
+    model = conv_model(weights, in_shape=(1, 16, 8, 8))
+    by_bits = [estimate_onnx(model, EnergyModelConfig(bits=b)).total for b in (16, 8, 4)]
+    assert by_bits[0] > by_bits[1] > by_bits[2]
+    # data moves half the bytes at 8 bits, MACs cost a quarter: between 1/4 and 1/2 of 16-bit
+    assert by_bits[0] / 4 < by_bits[1] <= by_bits[0] / 2
+
+
+def test_layer_energy_of_a_shape_equals_the_graph_row():
+    weights = np.random.RandomState(1).standard_normal((3, 2, 3, 3))
+    weights[0] = 0
+    row = estimate_onnx(conv_model(weights)).row("conv")
+    again = layer_energy(row.shape, EnergyModelConfig(), weights)
+    assert again.energy == row.energy
+    shape = LayerShape("conv", in_channels=2, in_hw=(4, 4), out_channels=3, out_hw=(4, 4),
+                       kernel_hw=(3, 3))
+    assert layer_energy(shape, EnergyModelConfig(), weights).total == row.total
+
+
+def test_quantized_weights_behind_dequantize_count_zero_points_as_zeros():
+    raw = np.full((3, 2, 3, 3), 5, dtype=np.int8)
+    raw[0] = 2  # == zero point: zero weights
+    inits = [numpy_helper.from_array(raw, "wq"), numpy_helper.from_array(np.float32(0.1), "s"),
+             numpy_helper.from_array(np.int8(2), "z")]
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]),
+             helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1] * 4,
+                              name="conv")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", FLOAT, [1, 2, 4, 4])],
+                   [helper.make_tensor_value_info("y", FLOAT, None)], inits)
+    assert estimate_onnx(model).row("conv").nonzero_weights == 36
+
+
+def test_real_model_rows_totals_and_json(small_cnn_onnx):
+    estimate = estimate_onnx(small_cnn_onnx)
+    kinds = [row.kind for row in estimate.rows]
+    assert kinds.count("conv") == 2 and kinds.count("fc") == 1
+    assert estimate.total == pytest.approx(sum(row.total for row in estimate.rows))
+    assert estimate.free_ops.get("Flatten") == 1
+    assert not estimate.calibrated and estimate.total_mj is None
+    data = json.loads(json.dumps(estimate.to_dict()))
+    assert data["unit"].startswith("normalized units")
+    assert len(data["layers"]) == len(estimate.rows)
+    text = "\n".join(estimate.lines())
+    assert "normalized units" in text and "features.1.0/Conv" in text
+
+
+def test_results_are_cached_per_file_hash(tmp_path):
+    clear_cache()
+    path = tmp_path / "m.onnx"
+    onnx.save(conv_model(np.ones((3, 2, 3, 3))), str(path))
+    first = estimate_onnx(str(path))
+    assert estimate_onnx(str(path)) is first
+    assert estimate_onnx(str(path), EnergyModelConfig(bits=8)) is not first
+    onnx.save(conv_model(np.zeros((3, 2, 3, 3))), str(path))
+    assert estimate_onnx(str(path)).total < first.total
+
+
+def test_calibration_recovers_a_known_scale(tmp_path):
+    entries = []
+    for i, channels in enumerate((2, 4, 8)):
+        path = tmp_path / "m{}.onnx".format(i)
+        onnx.save(conv_model(np.ones((channels, 2, 3, 3))), str(path))
+        units = estimate_onnx(str(path)).total
+        entries.append({"onnx": path.name, "energy_mj_per_inference": 2.5e-6 * units})
+    measured = tmp_path / "measured.json"
+    measured.write_text(json.dumps(entries))
+    fit = fit_calibration(str(measured))
+    assert fit.mj_per_unit == pytest.approx(2.5e-6)
+    assert fit.rel_rms == pytest.approx(0.0, abs=1e-9)
+    calibrated = estimate_onnx(str(tmp_path / "m0.onnx"), EnergyModelConfig().calibrated(
+        fit.mj_per_unit))
+    assert calibrated.total_mj == pytest.approx(entries[0]["energy_mj_per_inference"])
+    assert calibrated.to_dict()["unit"] == "mJ per inference"
+    # one model measured 10% high: the fit error shows it
+    entries[0]["energy_mj_per_inference"] *= 1.1
+    measured.write_text(json.dumps(entries))
+    fit = fit_calibration(str(measured))
+    assert fit.rel_rms > 0.01
+    assert [row["rel_error"] < 0 for row in fit.per_model] == [True, False, False]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not valid JSON"),
+    ("[]", "non-empty JSON list"),
+    ('[{"onnx": "m.onnx"}]', "needs 'onnx' and 'energy_mj_per_inference'"),
+    ('[{"onnx": "m.onnx", "energy_mj_per_inference": -1}]', "positive number"),
+    ('[{"onnx": "missing.onnx", "energy_mj_per_inference": 1}]', "no such ONNX file"),
+    ('[{"onnx": "m.onnx", "energy_mj_per_inference": 1, "bits": 0}]', "bits must be"),
+])
+def test_bad_measurements_are_one_line_errors(tmp_path, content, message):
+    onnx.save(conv_model(np.ones((3, 2, 3, 3))), str(tmp_path / "m.onnx"))
+    path = tmp_path / "measured.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message) as info:
+        fit_calibration(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_measurements_file():
+    with pytest.raises(InputError, match="no such measurements file"):
+        load_measurements("/nonexistent/measured.json")
+
+
+def test_bad_models_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match="no such ONNX file"):
+        estimate_onnx(str(tmp_path / "none.onnx"))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model at all")
+    with pytest.raises(InputError, match="not a readable ONNX model"):
+        estimate_onnx(str(junk))
+    with pytest.raises(InputError, match="dynamic axis 2 besides the batch"):
+        estimate_onnx(conv_model(np.ones((3, 2, 3, 3)), in_shape=("N", 2, "H", 4)))
+    with pytest.raises(InputError, match="ONNX path, bytes or ModelProto"):
+        estimate_onnx(42)
+    only_free = _model([helper.make_node("Identity", ["x"], ["y"])],
+                       [helper.make_tensor_value_info("x", FLOAT, [1, 2])],
+                       [helper.make_tensor_value_info("y", FLOAT, None)], [])
+    with pytest.raises(InputError, match="no layer the energy model can cost"):
+        estimate_onnx(only_free)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"bits": 0}, "bits must be"), ({"bits": 8.5}, "bits must be"), ({"batch": 0}, "batch must be"),
+    ({"weight_format": "csr"}, "weight_format must be"), ({"index_bits": -1}, "index_bits"),
+    ({"mj_per_unit": 0}, "mj_per_unit"), ({"costs": {"dram": -1}}, "access cost 'dram'"),
+    ({"filters_per_pass": 0}, "filters_per_pass"),
+])
+def test_bad_config_values(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        EnergyModelConfig(**kwargs)
+
+
+def test_custom_costs_change_the_estimate():
+    model = conv_model(np.ones((3, 2, 3, 3)))
+    cheap_dram = EnergyModelConfig(costs=AccessCosts(dram=100))
+    row = estimate_onnx(model, cheap_dram).row("conv")
+    assert row.energy["dram"] == 134 * 100

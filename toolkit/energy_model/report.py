@@ -1,0 +1,143 @@
+""":class:`ModelEnergy`: the per-layer rows of an estimate, their totals, JSON and a text table."""
+from toolkit.energy_model.formulas import LEVELS
+
+UNITS_TEXT = "normalized units (one 16-bit MAC = 1; not calibrated)"
+
+
+class ModelEnergy(object):
+    """The estimate for one model: ``rows`` (:class:`LayerEnergy`, graph order) and totals.
+
+    Figures are in normalized units unless ``config.mj_per_unit`` is set (a calibration), in
+    which case ``total_mj`` and every row's ``energy_mj`` are millijoules per inference.
+    """
+
+    def __init__(self, rows, config, source=None, sha256=None, free_ops=None):
+        self.rows = list(rows)
+        self.config = config
+        self.source = source
+        self.sha256 = sha256
+        self.free_ops = dict(free_ops or {})
+        self.energy = {key: sum(row.energy[key] for row in self.rows)
+                       for key in LEVELS + ("mac", "total")}
+        self.accesses = {level: sum(row.level_accesses(level) for row in self.rows)
+                         for level in LEVELS}
+
+    @property
+    def total(self):
+        """Energy per inference (``config.batch`` images) in normalized units."""
+        return self.energy["total"]
+
+    @property
+    def calibrated(self):
+        return self.config.mj_per_unit is not None
+
+    @property
+    def total_mj(self):
+        """Millijoules per inference, or None when the model is not calibrated."""
+        return self.total * self.config.mj_per_unit if self.calibrated else None
+
+    @property
+    def macs(self):
+        return sum(row.macs for row in self.rows if row.kind in ("conv", "fc", "matmul"))
+
+    @property
+    def dense_macs(self):
+        return sum(row.dense_macs for row in self.rows if row.kind in ("conv", "fc", "matmul"))
+
+    @property
+    def weights(self):
+        return sum(row.weights for row in self.rows if row.kind in ("conv", "fc"))
+
+    @property
+    def nonzero_weights(self):
+        return sum(row.nonzero_weights for row in self.rows if row.kind in ("conv", "fc"))
+
+    def row(self, name):
+        """The row named ``name`` (KeyError if none)."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self):
+        scale = self.config.mj_per_unit
+        data = {
+            "source": self.source, "sha256": self.sha256, "config": self.config.to_dict(),
+            "calibrated": self.calibrated,
+            "unit": "mJ per inference" if self.calibrated else UNITS_TEXT,
+            "totals": {"energy_units": dict(self.energy), "accesses": dict(self.accesses),
+                       "macs": self.macs, "dense_macs": self.dense_macs, "weights": self.weights,
+                       "nonzero_weights": self.nonzero_weights},
+            "layers": [row.to_dict(scale) for row in self.rows],
+            "free_ops": dict(self.free_ops),
+        }
+        if self.calibrated:
+            data["totals"]["energy_mj"] = {k: v * scale for k, v in self.energy.items()}
+            data["energy_mj_per_inference"] = self.total_mj
+        return data
+
+    def lines(self, name_width=30):
+        """The per-layer table and the totals, as text lines."""
+        cfg = self.config
+        costs = cfg.costs
+        unit = "mJ" if self.calibrated else "units"
+        out = ["energy model of {} ({}-bit, batch {}; costs per access: DRAM {:g}, buffer {:g}, "
+               "array {:g}, RF {:g}, MAC {:g})".format(self.source, cfg.bits, cfg.batch, costs.dram,
+                                                       costs.buffer, costs.array, costs.rf,
+                                                       costs.mac)]
+        out.append("figures in {}".format(
+            "mJ per inference (calibrated: {:.4g} mJ per unit)".format(cfg.mj_per_unit)
+            if self.calibrated else UNITS_TEXT))
+        header = "{:<{w}} {:<18} {:>7} {:>13} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6}".format(
+            "layer", "op", "MACs", "weights nz/all", "in", "out", "DRAM", "buffer", "array", "RF",
+            "energy", "share", w=name_width)
+        out += [header, "-" * len(header)]
+        total = self.total or 1.0
+        scale = cfg.mj_per_unit or 1.0
+        for row in self.rows:
+            op = row.op_type + ("*" if row.note else "")
+            if row.kind in ("conv", "fc", "matmul") and row.weights:
+                weights = "{}/{}".format(_si(row.nonzero_weights), _si(row.weights))
+            else:
+                weights = "-"
+            out.append("{:<{w}} {:<18} {:>7} {:>13} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5.1f}%"
+                       .format(_short(row.name, name_width), op[:18], _si(row.macs), weights,
+                               _si(row.shape.input_count * row.shape.repeat),
+                               _si(row.shape.output_count * row.shape.repeat),
+                               _si(row.level_accesses("dram")), _si(row.level_accesses("buffer")),
+                               _si(row.level_accesses("array")), _si(row.level_accesses("rf")),
+                               _num(row.total * scale), 100.0 * row.total / total, w=name_width))
+        out.append("-" * len(header))
+        out.append("total: {} {} per inference; MACs {} of {} dense; weights {} non-zero of {}".format(
+            _num(self.total * scale), unit, _si(self.macs), _si(self.dense_macs),
+            _si(self.nonzero_weights), _si(self.weights)))
+        parts = ["{} {} ({:.1f}%)".format(key, _num(self.energy[key] * scale),
+                                          100.0 * self.energy[key] / total)
+                 for key in ("mac", "rf", "array", "buffer", "dram")]
+        out.append("by level: " + ", ".join(parts))
+        if any(row.note for row in self.rows):
+            out.append("* " + "; ".join(sorted({"{}: {}".format(r.op_type, r.note)
+                                                for r in self.rows if r.note})))
+        if self.free_ops:
+            out.append("not costed (layout ops): " + ", ".join(
+                "{} x{}".format(op, n) for op, n in sorted(self.free_ops.items())))
+        return out
+
+
+def _short(text, width):
+    """``/features/features.1/features.1.0/Conv`` -> ``features.1.0/Conv``."""
+    parts = [p for p in text.split("/") if p]
+    text = "/".join(parts[-2:]) if len(parts) > 2 else "/".join(parts) or text
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def _si(value):
+    value = float(value)
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return "{:.3g}{}".format(value / factor, suffix)
+    return "{:.3g}".format(value) if value != int(value) else str(int(value))
+
+
+def _num(value):
+    return "{:.4g}".format(value)
