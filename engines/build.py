@@ -91,7 +91,8 @@ def _build_onnxruntime(onnx_path, model, config):
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     if config.calibration_cache is not None:
         raise InputError("--calibration-cache is for TensorRT's INT8 calibration; on ONNX Runtime "
-                         "INT8 comes from a Q/DQ model (quantize the ONNX first)")
+                         "INT8 comes from a Q/DQ model (`toolkit calibrate MODEL.onnx --data DATA "
+                         "--format qdq`)")
     notes = []
     if config.precision == "fp16":
         model = convert_to_fp16(model)
@@ -106,8 +107,9 @@ def _build_onnxruntime(onnx_path, model, config):
             if not ops:
                 raise InputError(
                     "--precision int8 on ONNX Runtime needs a model that already holds Q/DQ nodes "
-                    "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first, or build "
-                    "fp32".format(onnx_path))
+                    "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first with "
+                    "`toolkit calibrate {} --data DATA --format qdq`, or build fp32".format(
+                        onnx_path, onnx_path))
             notes.append("int8: the model's own quantization ({})".format(", ".join(ops)))
     engine = OnnxRuntimeEngine(data, max_batch=config.max_batch, min_batch=config.min_batch)
     try:

@@ -38,12 +38,17 @@ def load_engine(path, threads=0, providers=None):
 
 
 def _load_onnx(path, threads, providers):
-    from engines.model_metadata import ModelMetadata
+    from engines.model_metadata import ModelMetadata, sidecar_path
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     lazy_import("onnxruntime", "running ONNX models")
-    metadata = ModelMetadata.for_model(path)
+    onnx_sha256 = sha256_file(path)  # read once: the identity, and the sidecar's check
+    metadata = ModelMetadata.for_model(path, verify=False)
+    if metadata is not None and metadata.onnx_sha256 and metadata.onnx_sha256 != onnx_sha256:
+        raise InputError("{} describes another model (sha256 {}..., the file has {}...): "
+                         "re-export it or delete the stale sidecar".format(
+                             sidecar_path(path), metadata.onnx_sha256[:12], onnx_sha256[:12]))
     return OnnxRuntimeEngine(path, providers=providers, threads=threads,
-                             identity=sha256_file(path), metadata=metadata)
+                             identity=onnx_sha256, metadata=metadata)
 
 
 def _load_tensorrt(path, engine_bytes, sidecar, metadata):

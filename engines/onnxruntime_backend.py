@@ -63,6 +63,9 @@ class OnnxRuntimeEngine(Engine):
                  min_batch=1, metadata=None):
         ort = lazy_import("onnxruntime", "running ONNX models on the CPU")
         options = ort.SessionOptions()
+        # 4 = fatal only: ONNX Runtime's errors reach the user as our one-line InputError (at 3,
+        # "error", it still prints each one in red on stderr)
+        options.log_severity_level = 4
         if threads:
             if int(threads) < 0:
                 raise InputError("threads must be 0 (default) or positive, got {}".format(threads))

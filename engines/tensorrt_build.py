@@ -181,9 +181,10 @@ def _cache_calibrator(trt, network, config, onnx_path, notes):
             notes.append("int8: explicit quantization from the model's Q/DQ nodes")
             return None
         raise InputError(
-            "--precision int8 needs a calibration cache (--calibration-cache FILE, written by "
-            "calibrating on this device with calibration.trt_calibrator.calibrate_to_cache) or an "
-            "ONNX with Q/DQ nodes; {} has neither".format(onnx_path))
+            "--precision int8 needs a calibration cache (--calibration-cache FILE, written on this "
+            "device by `toolkit calibrate MODEL.onnx --data DATA -o FILE`) or an ONNX with Q/DQ "
+            "nodes (`toolkit calibrate MODEL.onnx --data DATA --format qdq`); {} has neither"
+            .format(onnx_path))
     cache = read_cache(config.calibration_cache)
     calibrator = make_calibrator(cache_path=config.calibration_cache,
                                  algorithm=cache.algorithm or "entropy2",

@@ -20,12 +20,12 @@ def digits_splits():
 
 
 def _export_plain(model, path, shape):
-    import torch
-    model.eval()
-    torch.onnx.export(model, (torch.zeros(*shape),), str(path), dynamo=False, opset_version=13,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return str(path)
+    """Export through the toolkit's exporter (input 'input', output 'logits', dynamic batch):
+    writes ``path`` and its metadata sidecar ``path.json``; returns ``path`` as a str."""
+    from export.onnx_export import export_to_onnx
+    result = export_to_onnx(model, str(path), tuple(shape), input_names=("input",),
+                            output_names=("logits",))
+    return str(result.onnx_path)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,8 @@ def trained_small_cnn(digits_splits):
 
 @pytest.fixture(scope="session")
 def small_cnn_onnx(trained_small_cnn, tmp_path_factory):
-    """Path of ``trained_small_cnn`` exported to ONNX (input 'input' Nx1x8x8, output 'logits')."""
+    """Path of ``trained_small_cnn`` exported to ONNX (input 'input' Nx1x8x8, output 'logits'),
+    with its metadata sidecar ``<path>.json`` (identity preprocessing, no class names)."""
     path = tmp_path_factory.mktemp("models") / "small_cnn.onnx"
     return _export_plain(trained_small_cnn, path, (1, 1, 8, 8))
 

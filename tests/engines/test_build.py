@@ -38,7 +38,9 @@ def test_fp32_engine_and_sidecar(small_cnn_onnx, tmp_path):
     assert [s.to_dict() for s in sidecar.inputs] == [
         {"name": "input", "shape": [-1, 1, 8, 8], "dtype": "float32"}]
     assert sidecar.outputs[0].name == "logits"
-    assert sidecar.metadata is None  # the fixture's ONNX has no <onnx>.json
+    # the fixture's ONNX comes with its export's <onnx>.json, embedded in the engine's sidecar
+    assert sidecar.metadata["onnx_sha256"] == sha256_file(small_cnn_onnx)
+    assert sidecar.metadata["inputs"] == [s.to_dict() for s in sidecar.inputs]
 
 
 def test_model_metadata_is_embedded(small_cnn_onnx, tmp_path):
@@ -67,10 +69,16 @@ def test_fp16_keeps_float32_io_and_close_outputs(small_cnn_onnx, tmp_path, digit
 
 
 def test_int8_needs_qdq_nodes(small_cnn_onnx, tmp_path):
-    with pytest.raises(InputError, match="needs a model that already holds Q/DQ nodes"):
+    with pytest.raises(InputError, match="needs a model that already holds Q/DQ nodes.*"
+                                         "`toolkit calibrate .* --format qdq`"):
         build_engine(small_cnn_onnx, str(tmp_path / "m.engine"),
                      BuildConfig(precision="int8", backend="onnxruntime"))
     assert not os.path.exists(str(tmp_path / "m.engine"))
+    with pytest.raises(InputError, match="on ONNX Runtime INT8 comes from a Q/DQ model "
+                                         r"\(`toolkit calibrate MODEL.onnx"):
+        build_engine(small_cnn_onnx, str(tmp_path / "m.engine"),
+                     BuildConfig(precision="int8", backend="onnxruntime",
+                                 calibration_cache=str(tmp_path / "m.cache")))
 
 
 def test_int8_from_a_qdq_model(tmp_path):
@@ -144,6 +152,17 @@ def test_backend_choice(monkeypatch):
     assert resolve_backend("onnxruntime") == "onnxruntime"
     monkeypatch.setattr(build, "tensorrt_available", lambda: True)
     assert resolve_backend("auto") == "tensorrt"
+
+
+def test_tensorrt_available_is_the_backend_check(monkeypatch):
+    import engines.build as build
+    from tests.engines.trt_double import install_trt_double
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert build.tensorrt_available() is False
+    install_trt_double(monkeypatch, "10")
+    assert build.tensorrt_available() is True
+    monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: False)
+    assert build.tensorrt_available() is False  # one check, in engines.tensorrt_backend
 
 
 def test_tensorrt_backend_without_tensorrt(tmp_path, monkeypatch):

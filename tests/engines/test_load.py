@@ -38,7 +38,8 @@ def test_loads_an_onnxruntime_engine(engine_copy, small_cnn_onnx, digits_splits)
     with load_engine(engine_copy, threads=1) as engine, load_engine(small_cnn_onnx) as plain:
         assert engine.identity() == sha256_file(engine_copy)
         assert (engine.min_batch, engine.max_batch) == (2, 8)
-        assert engine.threads == 1 and engine.metadata is None
+        assert engine.threads == 1 and engine.metadata == plain.metadata  # the ONNX's sidecar
+        assert engine.metadata.onnx_sha256 == sha256_file(small_cnn_onnx)
         np.testing.assert_allclose(engine.infer({"input": x})["logits"],
                                    plain.infer({"input": x})["logits"], rtol=1e-5, atol=1e-6)
 
@@ -54,6 +55,31 @@ def test_loads_a_plain_onnx_with_its_metadata(small_cnn_onnx, tmp_path):
         sidecar_path(path))
     with load_engine(path) as engine:
         assert engine.metadata.class_names == list("0123456789")
+
+
+def test_a_plain_onnx_is_hashed_once_and_a_stale_sidecar_refused(small_cnn_onnx, tmp_path,
+                                                                   monkeypatch):
+    import engines.load
+    import engines.model_metadata
+    from engines.model_metadata import ModelMetadata, sidecar_path
+    path = str(tmp_path / "m.onnx")
+    shutil.copy(small_cnn_onnx, path)
+    digest = sha256_file(path)
+    ModelMetadata(class_names=list("0123456789"), onnx_sha256=digest).save(sidecar_path(path))
+    calls = []
+
+    def counting_sha256(name):
+        calls.append(name)
+        return sha256_file(name)
+    monkeypatch.setattr(engines.load, "sha256_file", counting_sha256)
+    monkeypatch.setattr(engines.model_metadata, "sha256_file", counting_sha256)
+    with load_engine(path) as engine:
+        assert engine.identity() == digest and engine.metadata.onnx_sha256 == digest
+    assert calls == [path]
+    ModelMetadata(onnx_sha256="0" * 64).save(sidecar_path(path))
+    with pytest.raises(InputError, match=r"m.onnx.json describes another model \(sha256 "
+                                         r"000000000000\.\.\., the file has {}".format(digest[:12])):
+        load_engine(path)
 
 
 def test_engine_metadata_comes_from_the_sidecar(engine_copy):

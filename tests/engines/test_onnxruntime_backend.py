@@ -115,13 +115,15 @@ def test_run_unchecked_still_fails_cleanly_on_bad_feeds(tmp_path):
         engine.run_unchecked({"input": np.ones((1, 1, 4, 5), np.float32)})
 
 
-def test_model_that_fails_at_run_time_is_an_input_error(tmp_path):
+def test_model_that_fails_at_run_time_is_an_input_error(tmp_path, capfd):
     engine = OnnxRuntimeEngine(write_reshape_model(tmp_path / "r.onnx"))
     engine.infer({"input": np.ones((1, 4), np.float32)})
     with pytest.raises(InputError) as info:
         engine.infer({"input": np.ones((3, 4), np.float32)})
     assert "onnxruntime failed to run the model" in str(info.value)
     assert "\n" not in str(info.value)
+    # ONNX Runtime's own logger stays quiet: no red "[E:onnxruntime ...]" line on top of ours
+    assert "onnxruntime" not in capfd.readouterr().err
 
 
 def test_unloadable_model_and_missing_file(tmp_path):

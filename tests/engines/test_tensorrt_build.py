@@ -68,7 +68,8 @@ def test_int8_on_a_nano_like_gpu_says_use_fp16(monkeypatch, small_cnn_onnx):
 
 def test_int8_needs_a_cache_or_qdq(monkeypatch, mode, small_cnn_onnx):
     install_trt_double(monkeypatch, mode)
-    with pytest.raises(InputError, match="needs a calibration cache .* has neither"):
+    with pytest.raises(InputError, match="needs a calibration cache .*`toolkit calibrate "
+                                         "MODEL.onnx --data DATA -o FILE`.* has neither"):
         _build(small_cnn_onnx, precision="int8")
 
 

@@ -102,16 +102,11 @@ def _bench_spec(target, batch, data, duplicate, transform, seed, as_json, progre
         raise InputError("a deployment spec needs --data (e.g. --data digits:test)")
     if batch < 1:
         raise InputError("--batch must be at least 1, got {}".format(batch))
-    with deploy.load_spec(target) as deployment:
-        if os.path.isdir(data):  # image files: hashed by the memo before decoding
-            files = deploy.duplicate(deploy.FileSet.from_folder(data), duplicate, transform, seed)
-            report = deploy.run_deployment(deployment, files=files, batch_size=batch,
-                                           progress=progress)
-        else:
-            from calibration.datasets import load_dataset
-            dataset = deploy.duplicate(load_dataset(data), duplicate, transform, seed)
-            report = deploy.run_deployment(deployment, dataset, batch_size=batch,
-                                           progress=progress)
+    from toolkit.cli.cmd_run import load_run_data
+    with deploy.load_spec(target) as deployment:  # closes the engines and saves the memo file
+        dataset, files = load_run_data(data, duplicate, transform, seed)
+        report = deploy.run_deployment(deployment, dataset, batch_size=batch, files=files,
+                                       progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return

@@ -2,6 +2,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from toolkit.cli.main import main
@@ -100,3 +101,48 @@ def test_a_spec_needs_data(spec, capsys):
     _one_line_error(capsys, "a deployment spec needs --data")
     assert main(["bench", spec, "--data", "digits:test", "--duplicate", "2"]) == 1
     _one_line_error(capsys, "--duplicate must be between 0 and 1")
+
+
+def test_bench_a_spec_on_an_image_folder_saves_the_memo(tmp_path, small_cnn_onnx, digits_splits,
+                                                        capsys):
+    pytest.importorskip("toolkit.deploy")
+    image_module = pytest.importorskip("PIL.Image")
+    test = digits_splits[2]
+    for i in range(10):
+        folder = tmp_path / "images" / str(test.labels[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        image_module.fromarray(np.round(test.images[i, 0] * 255).astype(np.uint8)).save(
+            str(folder / "{}.png".format(i)))
+    shutil.copy(small_cnn_onnx, str(tmp_path / "small.onnx"))
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("engines: {small: small.onnx}\nstrategy: small\nmemo: exact\n")
+    args = ["--data", str(tmp_path / "images"), "--duplicate", "1.0", "--batch", "4",
+            "--no-progress"]
+    assert main(["bench", str(plain), "--json"] + args) == 0
+    bench = json.loads(capsys.readouterr().out)
+    # the same data and duplicate protocol as `toolkit run`: every file twice, copies hit the memo
+    assert bench["samples"] == 20 and bench["memo_hit_rate"] == 0.5
+    assert main(["run", str(plain), "--json", str(tmp_path / "run.json")] + args) == 0
+    with open(str(tmp_path / "run.json")) as handle:
+        run = json.load(handle)
+    for key in ("samples", "accuracy", "memo_hit_rate", "data"):
+        assert bench[key] == run[key], key
+    capsys.readouterr()
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text("engines: {small: small.onnx}\nstrategy: small\n"
+                    "memo: {mode: exact, file: memo.npz}\n")
+    assert main(["bench", str(spec), "--json"] + args) == 0
+    assert json.loads(capsys.readouterr().out)["memo_hit_rate"] == 0.5
+    assert (tmp_path / "memo.npz").is_file()  # the deployment was closed: the memo was saved
+    assert main(["bench", str(spec), "--data", str(tmp_path / "images"), "--duplicate", "1.0",
+                 "--duplicate-transform", "rotate", "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # originals hit the memo loaded from memo.npz, rotated copies (other bytes) miss: without the
+    # saved file the rate would be 0
+    assert report["samples"] == 20 and report["memo_hit_rate"] == 0.5
+
+
+def test_bench_a_spec_on_an_empty_image_folder(spec, tmp_path, capsys):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    assert main(["bench", spec, "--data", str(tmp_path / "empty"), "--no-progress"]) == 1
+    _one_line_error(capsys, "has no image files")
