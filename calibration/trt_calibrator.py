@@ -102,7 +102,7 @@ def calibrator_class(trt, algorithm):
             ", ".join(ALGORITHMS), algorithm))
     base = getattr(trt, _BASES[algorithm], None)
     if base is None:
-        raise InputError("TensorRT {} has no {} (calibrators are gone from TensorRT 11): use "
+        raise InputError("TensorRT {} has no {} (calibrators are gone from TensorRT 11): use a Q/DQ ONNX, "
                          "`toolkit calibrate MODEL.onnx --data DATA --format qdq` instead".format(trt.__version__, _BASES[algorithm]))
     cls = _CLASSES.get(base)
     if cls is None:
