@@ -102,8 +102,9 @@ def calibrator_class(trt, algorithm):
             ", ".join(ALGORITHMS), algorithm))
     base = getattr(trt, _BASES[algorithm], None)
     if base is None:
-        raise InputError("TensorRT {} has no {} (calibrators are gone from TensorRT 11): use a Q/DQ ONNX, "
-                         "`toolkit calibrate MODEL.onnx --data DATA --format qdq` instead".format(trt.__version__, _BASES[algorithm]))
+        raise InputError("TensorRT {} has no {} (calibrators are gone from TensorRT 11): use a "
+                         "Q/DQ ONNX, `toolkit calibrate MODEL.onnx --data DATA --format qdq` "
+                         "instead".format(trt.__version__, _BASES[algorithm]))
     cls = _CLASSES.get(base)
     if cls is None:
         name = "EntropyCalibrator2" if algorithm == "entropy2" else "MinMaxCalibrator"
