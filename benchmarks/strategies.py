@@ -1,0 +1,508 @@
+"""The runtime strategies against the large baseline, measured side by side in one run.
+
+For each data set (digits, digits-hard) the models are trained here with the recipes
+(``export.recipes.pool``; on digits-hard also ``export.recipes.cbnet``) and cached in
+``--workdir``. Every engine runs on ONNX Runtime's CPU provider with one intra-op thread, and
+every strategy is timed by the same method: full passes over the test split in batches of
+``--batch`` through ``strategy.classify``, the strategies taking turns round by round (so machine
+noise hits all alike); a figure is the median pass time over ``--rounds`` rounds.
+
+1. pair cascade vs the baseline: the pair, its confidence score (max softmax, margin, entropy),
+   post-check or not, and its threshold are chosen on the validation split
+   (``toolkit.strategies.pairs.evaluate_pool``; each model's cost = its time per sample on the
+   validation split, measured by the same interleaved method): the cheapest
+   whose validation accuracy is at least the baseline's. No tolerance on validation: the aim's
+   0.3 points are left as the margin for generalising to the test split, which gives accuracy and
+   time. Aim: within 0.3 points of the baseline at <= 30% of its time;
+2. memo on the duplicated protocol (every test sample twice, shuffled; the cache starts empty
+   each pass): ``Memo(cascade)`` vs the baseline on the same stream. Aim: >= 88% less time, and
+   >= 88% less estimated energy (the analytical model, ``toolkit.energy_model``: engine energy
+   per inference x inferences run; hashing is not in the model);
+3. CBNet (digits-hard): the fused converter + lightweight classifier engine (and the two-stage
+   ``Convert`` strategy) vs the baseline. Aim: >= 5x faster at equal or better accuracy;
+4. handoff rate at the chosen threshold vs an oracle router handing off exactly the samples A
+   gets wrong (its rate is A's error rate; it is at least as accurate): the ratio (reported, no
+   aim); also vs the least an oracle must hand off to equal the cascade's accuracy;
+5. runtime overhead: time inside the strategy but outside the engines (timing proxies around the
+   engines), as a share of engine time, for the cascade and for the memo (aim <= 5%); a memo hit
+   vs a miss on the same batch of 32 (aim: a hit >= 20x cheaper).
+
+    python -m benchmarks.strategies [--quick] [--workdir DIR] [--json results.json]
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from engines.base import Engine
+from toolkit.errors import ToolkitError
+
+DATASETS = ("digits", "digits-hard")
+TOLERANCE = 0.003  # 0.3 accuracy points
+AIMS = {
+    "cascade_accuracy_gap": ("<=", TOLERANCE, "baseline acc - cascade acc"),
+    "cascade_time_ratio": ("<=", 0.30, "cascade time / baseline time"),
+    "memo_time_reduction": (">=", 0.88, "1 - memo time / baseline time"),
+    "memo_energy_reduction": (">=", 0.88, "1 - memo energy / baseline energy (estimated)"),
+    "cbnet_speedup": (">=", 5.0, "baseline time / CBNet time"),
+    "cbnet_accuracy_gap": ("<=", 0.0, "baseline acc - CBNet acc"),
+    "handoff_vs_oracle": ("report", None, "handoff rate / oracle handoff rate"),
+    "cascade_overhead": ("<=", 0.05, "(strategy - engine time) / engine time"),
+    "memo_overhead": ("<=", 0.05, "(strategy - engine time) / engine time"),
+    "memo_hit_speedup": (">=", 20.0, "miss time / hit time, batch of 32"),
+}
+
+
+class Settings(object):
+    """What one run does: data sets, training epochs, timing rounds, batch size."""
+
+    def __init__(self, quick=False, batch=32, rounds=None, datasets=DATASETS):
+        self.quick = quick
+        self.batch = batch
+        self.rounds = rounds or (5 if quick else 15)
+        self.datasets = tuple(datasets)
+        self.pool_epochs = 8 if quick else 20
+        self.cbnet_epochs = 25 if quick else 60
+        self.hit_reps = 30 if quick else 100
+
+
+# -- timing ----------------------------------------------------------------------------------------
+class TimedEngine(Engine):
+    """Delegates to an engine and adds up the seconds spent in it (a strategy's view of an
+    engine: ``infer`` and the unchecked hot path)."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.seconds = 0.0
+        self.inputs, self.outputs = engine.inputs, engine.outputs
+        self.max_batch = engine.max_batch
+        self.min_batch = getattr(engine, "min_batch", 1)
+        self.metadata = getattr(engine, "metadata", None)
+
+    def infer(self, feeds):
+        start = time.perf_counter()
+        try:
+            return self._engine.infer(feeds)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def run_unchecked(self, feeds):
+        start = time.perf_counter()
+        try:
+            return self._engine.run_unchecked(feeds)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def identity(self):
+        return self._engine.identity()
+
+    def close(self):
+        self._engine.close()
+
+
+def run_pass(strategy, images, batch, before=None):
+    """Classify ``images`` in batches; returns (seconds, labels, stats)."""
+    if before is not None:
+        before()
+    strategy.reset_stats()
+    labels = np.empty(len(images), dtype=np.int64)
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        labels[i:i + batch] = strategy.classify(images[i:i + batch]).labels
+    seconds = time.perf_counter() - start
+    return seconds, labels, strategy.stats()
+
+
+def timed_rounds(contenders, rounds, batch):
+    """``contenders``: {name: (strategy, images, before)}; the median pass seconds of each over
+    ``rounds`` rounds (the order rotating), plus each one's labels and stats of its first pass."""
+    names = list(contenders)
+    for name in names:  # warm-up: one untimed pass each
+        strategy, images, before = contenders[name]
+        run_pass(strategy, images, batch, before)
+    seconds = {name: [] for name in names}
+    first = {}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            strategy, images, before = contenders[name]
+            took, labels, stats = run_pass(strategy, images, batch, before)
+            seconds[name].append(took)
+            first.setdefault(name, (labels, stats))
+    return {name: {"seconds": float(np.median(seconds[name])), "labels": first[name][0],
+                   "stats": first[name][1]} for name in names}
+
+
+def overhead_share(strategy, engines, images, batch, rounds, before=None):
+    """Median over rounds of (pass time - time inside ``engines``) / time inside ``engines``."""
+    shares = []
+    run_pass(strategy, images, batch, before)
+    for _ in range(rounds):
+        for engine in engines:
+            engine.seconds = 0.0
+        took, _, _ = run_pass(strategy, images, batch, before)
+        inside = sum(engine.seconds for engine in engines)
+        shares.append((took - inside) / inside)
+    return float(np.median(shares))
+
+
+def hit_vs_miss(memo, batch_images, reps):
+    """Median seconds of a batch that misses every sample (cache cleared first) and of the same
+    batch hitting every sample, calls alternating."""
+    misses, hits = [], []
+    for _ in range(reps):
+        memo.clear()
+        start = time.perf_counter()
+        memo.classify(batch_images)
+        misses.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        memo.classify(batch_images)
+        hits.append(time.perf_counter() - start)
+    return float(np.median(misses)), float(np.median(hits))
+
+
+# -- models ----------------------------------------------------------------------------------------
+def prepare_pool(data, folder, settings, log):
+    """Train the pool into ``folder`` (or reuse it when pool.json matches the settings)."""
+    from export.recipes.pool import PoolConfig, load_pool, train_pool
+    config = PoolConfig(epochs=settings.pool_epochs)
+    try:
+        cached = load_pool(folder)
+        if cached["config"] == json.loads(json.dumps(config.to_dict())) and \
+                cached["data"]["spec"] == data.spec:
+            log("  pool: reusing {}".format(folder))
+            return cached
+    except Exception:  # noqa: BLE001 - no usable cache: train
+        pass
+    log("  pool: training {} models ({} epochs) ...".format(len(config.all_models),
+                                                           settings.pool_epochs))
+    result = train_pool(data, folder, config, progress=True)
+    for line in result.lines()[1:-2]:
+        log("  " + line)
+    return result.to_dict()
+
+
+def prepare_cbnet(data, folder, settings, log):
+    from export.recipes.cbnet import CBNET_FILE, CBNetConfig, train_cbnet
+    config = CBNetConfig(ae_epochs=settings.cbnet_epochs)
+    path = os.path.join(folder, CBNET_FILE)
+    if os.path.isfile(path):
+        with open(path) as handle:
+            cached = json.load(handle)
+        if cached.get("config") == json.loads(json.dumps(config.to_dict())) and \
+                cached["data"]["spec"] == data.spec:
+            log("  cbnet: reusing {}".format(folder))
+            return cached
+    log("  cbnet: training ({} converter epochs) ...".format(settings.cbnet_epochs))
+    result = train_cbnet(data, folder, config, progress=True)
+    for line in result.lines()[1:5]:
+        log("  " + line)
+    return result.to_dict()
+
+
+def open_timed(path):
+    from engines.load import load_engine
+    return TimedEngine(load_engine(path, threads=1))
+
+
+def energy_per_inference(path):
+    """The analytical model's energy of one inference (normalized units), or None."""
+    try:
+        from toolkit.energy_model import estimate_onnx
+        return float(estimate_onnx(path).total)
+    except ImportError:
+        return None
+    except ToolkitError as exc:
+        print("  energy model: {}: {}".format(os.path.basename(path), exc), file=sys.stderr)
+        return None
+
+
+# -- one data set ----------------------------------------------------------------------------------
+def bench_dataset(spec, workdir, settings, log):
+    from export.recipes.common import load_recipe_data
+    from toolkit.strategies import Cascade, Convert, Memo, MemoConfig, Single
+    from toolkit.strategies.pairs import evaluate_pool
+    from toolkit.strategies.scores import SCORES
+
+    log("[{}]".format(spec))
+    data = load_recipe_data(spec)
+    folder = os.path.join(workdir, spec)
+    pool = prepare_pool(data, os.path.join(folder, "pool"), settings, log)
+    baseline_name = pool["baseline"]
+    paths = {m["name"]: os.path.join(folder, "pool", m["onnx"]) for m in pool["models"]}
+    engines = {name: open_timed(path) for name, path in paths.items()}
+    singles = {name: Single(engine) for name, engine in engines.items()}
+    val, test, batch = data.val, data.test, settings.batch
+
+    # 1. choose the pair and threshold on validation data
+    names = list(paths)
+    probs = [np.concatenate([singles[n].classify(val.images[i:i + batch]).probs
+                             for i in range(0, len(val), batch)]) for n in names]
+    # costs: the same timing method as below (interleaved full passes), on the validation split
+    val_timed = timed_rounds({n: (singles[n], val.images, None) for n in names}, settings.rounds,
+                             batch)
+    costs = [val_timed[n]["seconds"] / len(val) * 1e3 for n in names]
+    base_val_acc = float(np.mean(np.argmax(probs[names.index(baseline_name)], 1) == val.labels))
+    options = []
+    for score in SCORES:
+        for post_check in (False, True):
+            evaluation = evaluate_pool(names, probs, val.labels, costs, "ms per sample",
+                                       score=score, post_check=post_check,
+                                       target_accuracy=base_val_acc)
+            candidate, choice, meets = evaluation.recommended()
+            options.append((not meets, choice.expected_cost, -choice.accuracy, score, post_check,
+                            candidate, choice))
+    missed, _, _, score, post_check, candidate, choice = min(options, key=lambda o: o[:3])
+    meets = not missed
+    first, second = names[candidate.first], names[candidate.second]
+    log("  pair: {} -> {} at {} < {:.4f}{} (validation: accuracy {:.4f}, handoff {:.3f}; "
+        "baseline {:.4f}){}".format(first, second, score, choice.threshold,
+                                    ", post-check" if post_check else "", choice.accuracy,
+                                    choice.handoff_rate, base_val_acc,
+                                    "" if meets else " -- no pair reached the target"))
+
+    # 2. the contenders on the test split (and its duplicated stream)
+    cascade = Cascade(singles[first], singles[second], choice.threshold, score, post_check)
+    memo = Memo(Cascade(singles[first], singles[second], choice.threshold, score, post_check),
+                MemoConfig("exact"))
+    order = np.random.RandomState(0).permutation(2 * len(test))
+    dup_images = np.concatenate([test.images, test.images])[order]
+    dup_labels = np.concatenate([test.labels, test.labels])[order]
+    contenders = {"baseline": (singles[baseline_name], test.images, None),
+                  "cascade": (cascade, test.images, None),
+                  "baseline_dup": (singles[baseline_name], dup_images, None),
+                  "memo_dup": (memo, dup_images, memo.clear)}
+    cbnet = None
+    if spec == "digits-hard":
+        cbnet = prepare_cbnet(data, os.path.join(folder, "cbnet"), settings, log)
+        cb_dir = os.path.join(folder, "cbnet")
+        fused = open_timed(os.path.join(cb_dir, cbnet["files"]["cbnet"]))
+        converter = open_timed(os.path.join(cb_dir, cbnet["files"]["converter"]))
+        light = open_timed(os.path.join(cb_dir, cbnet["files"]["light"]))
+        contenders["cbnet_fused"] = (Single(fused), test.images, None)
+        contenders["cbnet_two_stage"] = (Convert(converter, Single(light)), test.images, None)
+    log("  timing {} contenders x {} rounds ...".format(len(contenders), settings.rounds))
+    timed = timed_rounds(contenders, settings.rounds, batch)
+
+    def acc(name, labels):
+        return float(np.mean(timed[name]["labels"] == labels))
+
+    results = {"data": spec, "pair": {"first": first, "second": second, "score": score,
+                                      "post_check": post_check,
+                                      "threshold": choice.threshold, "meets_val_target": meets,
+                                      "val_accuracy": choice.accuracy,
+                                      "val_handoff_rate": choice.handoff_rate,
+                                      "baseline_val_accuracy": base_val_acc},
+               "baseline": baseline_name, "test_samples": len(test), "batch": batch}
+    per_sample = {name: timed[name]["seconds"] / len(contenders[name][1]) * 1e3 for name in timed}
+    accs = {"baseline": acc("baseline", test.labels), "cascade": acc("cascade", test.labels),
+            "baseline_dup": acc("baseline_dup", dup_labels),
+            "memo_dup": acc("memo_dup", dup_labels)}
+    cascade_stats = timed["cascade"]["stats"]
+    memo_stats = timed["memo_dup"]["stats"]
+    metrics = {
+        "cascade_accuracy_gap": accs["baseline"] - accs["cascade"],
+        "cascade_time_ratio": timed["cascade"]["seconds"] / timed["baseline"]["seconds"],
+        "memo_time_reduction": 1 - timed["memo_dup"]["seconds"] / timed["baseline_dup"]["seconds"],
+    }
+
+    # energy (estimated by the analytical model) of what each strategy ran
+    energy = {name: energy_per_inference(path) for name, path in paths.items()}
+    if energy[baseline_name] is not None:
+        base_dup = energy[baseline_name] * len(dup_images)
+        memo_energy = memo_stats["inner_samples"] * energy[first] + \
+            memo_stats["handoffs"] * energy[second]
+        metrics["memo_energy_reduction"] = 1 - memo_energy / base_dup
+        results["energy_units_per_inference"] = energy
+        results["cascade_energy_ratio"] = (len(test) * energy[first] + cascade_stats["handoffs"]
+                                           * energy[second]) / (len(test) * energy[baseline_name])
+
+    # 4. handoff rate vs an oracle router
+    a_probs = np.concatenate([singles[first].classify(test.images[i:i + batch]).probs
+                              for i in range(0, len(test), batch)])
+    a_wrong = np.argmax(a_probs, 1) != test.labels
+    handoff = cascade_stats["handoff_rate"]
+    oracle_rate = float(a_wrong.mean())
+    equal_rate = max(accs["cascade"] - float(1 - a_wrong.mean()), 0.0)
+    metrics["handoff_vs_oracle"] = handoff / oracle_rate if oracle_rate else float("nan")
+    results["oracle"] = {"handoff_rate": handoff, "oracle_handoff_rate": oracle_rate,
+                         "first_accuracy": float(1 - a_wrong.mean()),
+                         "min_oracle_rate_at_equal_accuracy": equal_rate,
+                         "ratio_at_equal_accuracy": handoff / equal_rate if equal_rate else None}
+
+    # 5. overhead outside the engines, and a memo hit vs a miss
+    pair_engines = [engines[first], engines[second]]
+    metrics["cascade_overhead"] = overhead_share(cascade, pair_engines, test.images, batch,
+                                                 settings.rounds)
+    metrics["memo_overhead"] = overhead_share(memo, pair_engines, dup_images, batch,
+                                              settings.rounds, memo.clear)
+    miss_s, hit_s = hit_vs_miss(memo, np.ascontiguousarray(test.images[:32]), settings.hit_reps)
+    metrics["memo_hit_speedup"] = miss_s / hit_s
+    results["memo_hit_ms"], results["memo_miss_ms"] = hit_s * 1e3, miss_s * 1e3
+
+    if cbnet is not None:
+        accs["cbnet_fused"] = acc("cbnet_fused", test.labels)
+        accs["cbnet_two_stage"] = acc("cbnet_two_stage", test.labels)
+        metrics["cbnet_speedup"] = timed["baseline"]["seconds"] / timed["cbnet_fused"]["seconds"]
+        metrics["cbnet_accuracy_gap"] = accs["baseline"] - accs["cbnet_fused"]
+        results["cbnet_two_stage_speedup"] = timed["baseline"]["seconds"] / \
+            timed["cbnet_two_stage"]["seconds"]
+        fused_energy = energy_per_inference(os.path.join(folder, "cbnet", cbnet["files"]["cbnet"]))
+        if fused_energy is not None and energy[baseline_name]:
+            results["cbnet_energy_ratio"] = fused_energy / energy[baseline_name]
+        results["cbnet_train"] = {"config": cbnet["config"], "accuracy": cbnet["accuracy"]}
+
+    results.update({"accuracy": accs, "ms_per_sample": per_sample, "metrics": metrics,
+                    "cascade_stats": cascade_stats, "memo_stats": memo_stats,
+                    "pool": [{k: m[k] for k in ("name", "parameters", "val_accuracy",
+                                                "test_accuracy")} for m in pool["models"]],
+                    "costs_ms_per_sample_val": dict(zip(names, costs))})
+    for engine in engines.values():
+        engine.close()
+    return results
+
+
+# -- report ----------------------------------------------------------------------------------------
+def verdict(key, value):
+    kind, aim, _ = AIMS[key]
+    if kind == "report" or value is None or not np.isfinite(value):
+        return "-"
+    ok = value <= aim + 1e-12 if kind == "<=" else value >= aim - 1e-12
+    return "met" if ok else "NOT met"
+
+
+def _fmt(key, value):
+    if value is None:
+        return "n/a"
+    if key in ("cbnet_speedup", "memo_hit_speedup", "handoff_vs_oracle"):
+        return "{:.2f}x".format(value) if key != "handoff_vs_oracle" else "{:.2f}".format(value)
+    if key.endswith("_gap"):
+        return "{:+.2f} pts".format(value * 100)
+    return "{:.1f}%".format(value * 100)
+
+
+def _aim_text(key):
+    kind, aim, _ = AIMS[key]
+    if kind == "report":
+        return "report"
+    if key in ("cbnet_speedup", "memo_hit_speedup"):
+        return "{} {:g}x".format(kind, aim)
+    if key.endswith("_gap"):
+        return "{} {:+.1f} pts".format(kind, aim * 100)
+    return "{} {:g}%".format(kind, aim * 100)
+
+
+def table(results):
+    rows = [("data", "metric", "measured", "aim", "status")]
+    for res in results:
+        for key in AIMS:
+            if key in res["metrics"]:
+                value = res["metrics"][key]
+                rows.append((res["data"], key, _fmt(key, value), _aim_text(key),
+                             verdict(key, value)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def details(res):
+    acc, ms = res["accuracy"], res["ms_per_sample"]
+    pair = res["pair"]
+    out = ["[{}] baseline {}: accuracy {:.4f}, {:.4f} ms/sample (batch {}, {} test samples)".format(
+        res["data"], res["baseline"], acc["baseline"], ms["baseline"], res["batch"],
+        res["test_samples"])]
+    out.append("  cascade {} -> {} ({} < {:.4f}{}): accuracy {:.4f}, {:.4f} ms/sample, handoff "
+               "rate {:.3f}".format(pair["first"], pair["second"], pair["score"],
+                                    pair["threshold"], ", post-check" if pair["post_check"] else "",
+                                    acc["cascade"], ms["cascade"], res["oracle"]["handoff_rate"]))
+    out.append("  duplicated stream ({} samples): baseline {:.4f} ms/sample; memo(cascade) {:.4f} "
+               "ms/sample, hit rate {:.3f}, accuracy {:.4f}".format(
+                   2 * res["test_samples"], ms["baseline_dup"], ms["memo_dup"],
+                   res["memo_stats"]["memo_hit_rate"], acc["memo_dup"]))
+    oracle = res["oracle"]
+    equal = oracle["ratio_at_equal_accuracy"]
+    out.append("  oracle: A ({}) is wrong on {:.3f} of samples; the cascade hands off {:.3f}; the "
+               "least an oracle needs for the cascade's accuracy: {:.3f} (ratio {})".format(
+                   pair["first"], oracle["oracle_handoff_rate"], oracle["handoff_rate"],
+                   oracle["min_oracle_rate_at_equal_accuracy"],
+                   "n/a" if equal is None else "{:.2f}".format(equal)))
+    out.append("  memo: a hit {:.4f} ms vs a miss {:.4f} ms (batch of 32)".format(
+        res["memo_hit_ms"], res["memo_miss_ms"]))
+    if "cascade_energy_ratio" in res:
+        out.append("  estimated energy (analytical model): cascade / baseline {:.3f}{}".format(
+            res["cascade_energy_ratio"], "" if "cbnet_energy_ratio" not in res else
+            ", CBNet / baseline {:.3f}".format(res["cbnet_energy_ratio"])))
+    if "cbnet_fused" in acc:
+        out.append("  CBNet fused: accuracy {:.4f}, {:.4f} ms/sample; two-stage: accuracy {:.4f}, "
+                   "{:.4f} ms/sample ({:.2f}x)".format(
+                       acc["cbnet_fused"], ms["cbnet_fused"], acc["cbnet_two_stage"],
+                       ms["cbnet_two_stage"], res["cbnet_two_stage_speedup"]))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer training epochs and timing rounds (under ~3 minutes)")
+    parser.add_argument("--workdir", default=None,
+                        help="where trained models are cached (default: a temporary folder)")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of every strategy")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 15; 5 quick)")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help="comma separated: digits, digits-hard")
+    args = parser.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)  # one training thread: stable on a busy shared machine
+    settings = Settings(args.quick, args.batch, args.rounds,
+                        [d.strip() for d in args.datasets.split(",") if d.strip()])
+    workdir = args.workdir or tempfile.mkdtemp(prefix="bench-strategies-")
+
+    def log(text):
+        print(text, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    results = []
+    try:
+        for spec in settings.datasets:
+            results.append(bench_dataset(spec, workdir, settings, log))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("Strategies vs the large baseline: ONNX Runtime CPU provider, 1 thread, batch {}, "
+          "median of {} interleaved passes{}".format(settings.batch, settings.rounds,
+                                                     " (--quick)" if settings.quick else ""))
+    for line in table(results):
+        print(line)
+    print()
+    for res in results:
+        for line in details(res):
+            print(line)
+    elapsed = time.perf_counter() - started
+    print("total {:.0f} s".format(elapsed))
+    if args.json:
+        from toolkit.fileio import write_json_atomic
+        write_json_atomic(args.json, {"settings": vars(settings), "aims": {
+            k: {"kind": v[0], "aim": v[1], "what": v[2]} for k, v in AIMS.items()},
+            "results": _jsonable(results), "seconds": elapsed})
+        print("json: {}".format(args.json))
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
