@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 
-def _conv_bn(cin, cout, stride=1, groups=1, kernel=3):
+def conv_bn(cin, cout, stride=1, groups=1, kernel=3):
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -21,7 +21,7 @@ class SimpleCNN(nn.Module):
         super().__init__()
         layers, cin = [], in_channels
         for i, width in enumerate(widths):
-            layers.append(_conv_bn(cin, width, stride=1 if i == 0 else 2))
+            layers.append(conv_bn(cin, width, stride=1 if i == 0 else 2))
             cin = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -36,7 +36,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels):
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(channels, channels),
+        self.body = nn.Sequential(conv_bn(channels, channels),
                                   nn.Conv2d(channels, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels))
         self.relu = nn.ReLU(inplace=True)
@@ -50,10 +50,10 @@ class ResNetish(nn.Module):
 
     def __init__(self, in_channels=1, num_classes=10, widths=(32, 64, 128), blocks=1):
         super().__init__()
-        stages, cin = [_conv_bn(in_channels, widths[0])], widths[0]
+        stages, cin = [conv_bn(in_channels, widths[0])], widths[0]
         for i, width in enumerate(widths):
             if i:
-                stages += [nn.MaxPool2d(2), _conv_bn(cin, width)]
+                stages += [nn.MaxPool2d(2), conv_bn(cin, width)]
             stages += [ResidualBlock(width) for _ in range(blocks)]
             cin = width
         self.features = nn.Sequential(*stages)
@@ -69,9 +69,9 @@ class DepthwiseCNN(nn.Module):
 
     def __init__(self, in_channels=1, num_classes=10, widths=(16, 32, 64)):
         super().__init__()
-        layers, cin = [_conv_bn(in_channels, widths[0])], widths[0]
+        layers, cin = [conv_bn(in_channels, widths[0])], widths[0]
         for width in widths[1:]:
-            layers += [_conv_bn(cin, cin, stride=2, groups=cin), _conv_bn(cin, width, kernel=1)]
+            layers += [conv_bn(cin, cin, stride=2, groups=cin), conv_bn(cin, width, kernel=1)]
             cin = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -18,13 +18,8 @@ for 16x16 models as it is (wrap the factory for other sizes).
 """
 from torch import nn
 
-from export.models import ResNetish
+from export.models import ResidualBlock, ResNetish, conv_bn
 from toolkit.errors import InputError
-
-
-def _conv_bn(cin, cout, stride=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class FlatCNN(nn.Module):
@@ -36,7 +31,7 @@ class FlatCNN(nn.Module):
         height, width = _hw(input_hw)
         layers, cin = [], in_channels
         for channels in widths:
-            layers.append(_conv_bn(cin, channels, stride=2))
+            layers.append(conv_bn(cin, channels, stride=2))
             cin = channels
             height, width = (height + 1) // 2, (width + 1) // 2
         self.features = nn.Sequential(*layers)
@@ -57,28 +52,14 @@ class FlatResNet(nn.Module):
         height, width = _hw(input_hw)
         first, second = widths
         self.features = nn.Sequential(
-            _conv_bn(in_channels, first, stride=2), ResidualBlock(first),
-            _conv_bn(first, second, stride=2), ResidualBlock(second))
+            conv_bn(in_channels, first, stride=2), ResidualBlock(first),
+            conv_bn(first, second, stride=2), ResidualBlock(second))
         height, width = (((height + 1) // 2) + 1) // 2, (((width + 1) // 2) + 1) // 2
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(second * height * width, num_classes)
 
     def forward(self, x):
         return self.classifier(self.dropout(self.features(x).flatten(1)))
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with a skip connection."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.body = nn.Sequential(_conv_bn(channels, channels),
-                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.relu(x + self.body(x))
 
 
 class _ToMap(nn.Module):
@@ -113,8 +94,8 @@ class ConvertingAutoencoder(nn.Module):
         self.map_shape = (second, height // 4, width // 4)
         flat = second * (height // 4) * (width // 4)
         self.encoder = nn.Sequential(
-            _conv_bn(in_channels, first, stride=2), *[ResidualBlock(first) for _ in range(blocks)],
-            _conv_bn(first, second, stride=2), *[ResidualBlock(second) for _ in range(blocks)],
+            conv_bn(in_channels, first, stride=2), *[ResidualBlock(first) for _ in range(blocks)],
+            conv_bn(first, second, stride=2), *[ResidualBlock(second) for _ in range(blocks)],
             nn.Flatten(), nn.Linear(flat, latent), nn.ReLU(inplace=True))
         self.decoder = nn.Sequential(
             nn.Linear(latent, flat), nn.ReLU(inplace=True), _ToMap(self.map_shape),
