@@ -127,12 +127,7 @@ def _check_batch_profile(engine, config, onnx_path):
     for spec in engine.inputs:
         if not spec.shape:
             continue
-        fixed = spec.shape[0]
-        if fixed != -1 and not config.min_batch == config.max_batch == fixed:
-            raise InputError(
-                "input '{}' of {} has a fixed batch of {}, but the profile asks for {}..{}: export "
-                "with a dynamic batch axis, or build with --min-batch/--opt-batch/--max-batch "
-                "{}".format(spec.name, onnx_path, fixed, config.min_batch, config.max_batch, fixed))
+        config.check_batch_axis(spec, onnx_path)
         if -1 in spec.shape[1:]:
             return  # other dynamic axes: the sizes to try are unknown
     for batch in sorted(set([config.min_batch, config.max_batch])):

@@ -45,3 +45,14 @@ class BuildConfig(object):
     def __repr__(self):
         return "BuildConfig({})".format(", ".join(
             "{}={!r}".format(k, v) for k, v in sorted(self.to_dict().items())))
+
+
+    def check_batch_axis(self, spec, source):
+        """InputError unless input ``spec`` (of model ``source``) fits this batch profile: a
+        fixed batch must equal min = max batch."""
+        fixed = spec.shape[0] if spec.shape else -1
+        if fixed != -1 and not self.min_batch == self.max_batch == fixed:
+            raise InputError(
+                "input '{}' of {} has a fixed batch of {}, but the profile asks for {}..{}: export "
+                "with a dynamic batch axis, or build with --min-batch/--opt-batch/--max-batch "
+                "{}".format(spec.name, source, fixed, self.min_batch, self.max_batch, fixed))

@@ -126,12 +126,7 @@ def _add_profile(builder, builder_config, inputs, config, onnx_path):
             raise InputError(
                 "input '{}' of {} has dynamic axes besides the batch ({}): export it with fixed "
                 "height/width/channels".format(spec.name, onnx_path, _shape_text(spec.shape)))
-        fixed = spec.shape[0]
-        if fixed != -1 and not config.min_batch == config.max_batch == fixed:
-            raise InputError(
-                "input '{}' of {} has a fixed batch of {}, but the profile asks for {}..{}: export "
-                "with a dynamic batch axis, or build with --min-batch/--opt-batch/--max-batch "
-                "{}".format(spec.name, onnx_path, fixed, config.min_batch, config.max_batch, fixed))
+        config.check_batch_axis(spec, onnx_path)
     if not dynamic:
         return None
     profile = builder.create_optimization_profile()
