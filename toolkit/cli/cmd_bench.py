@@ -1,10 +1,12 @@
-"""``toolkit bench``: latency and throughput of an engine (or ONNX), or a run of a deployment spec."""
+"""``toolkit bench``: latency, throughput and energy of an engine (or ONNX), or of a run of a
+deployment spec."""
 import json
 import os
 
 import click
 
 from toolkit.errors import InputError
+from toolkit.power.options import config_from_options, power_options
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -34,10 +36,12 @@ SPEC_SUFFIXES = (".yaml", ".yml")
                    "left-right).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random batch / the duplicate shuffle.")
+@power_options(default_source="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def bench(target, batch, iterations, warmup, threads, providers, data, duplicate,
-          duplicate_transform, seed, as_json, no_progress):
+          duplicate_transform, seed, power_source, power_rate_hz, idle_s, power_sysfs_root,
+          as_json, no_progress):
     """Measure latency (min/mean/median/p95/p99/max) and throughput of TARGET.
 
     TARGET is an engine file from `toolkit build` (with its .json sidecar), a plain .onnx (run on
@@ -45,41 +49,96 @@ def bench(target, batch, iterations, warmup, threads, providers, data, duplicate
     strategy. Engine timing feeds one random batch --warmup times, then --iterations timed calls,
     like trtexec's summary.
 
+    Energy: with a power source (--power auto finds INA3221 rails on a Jetson, tegrastats, jtop,
+    RAPL or NVML) the idle power is measured first (--idle-s), then exactly the timed calls (or
+    the spec's timed run) form one window: total energy, average power, energy per inference
+    (per sample) in total and above idle, and the source. When nothing can be measured the
+    report says "not measured" (with each source's reason) and shows the analytical energy
+    model's estimate per sample, labelled ESTIMATE. --power none: no energy.
+
     \b
     Examples:
       toolkit bench model.engine --batch 32 --iterations 500
       toolkit bench model.onnx --threads 1 --json
+      toolkit bench model.engine --batch 32 --iterations 2000 --power ina3221 --idle-s 5
       toolkit bench deploy.yaml --data digits:test --duplicate 1.0
+      toolkit bench deploy.yaml --data digits:test --power none
     """
     if not os.path.exists(target):
         raise InputError("no such file: {}".format(target))
+    power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
     if target.lower().endswith(SPEC_SUFFIXES):
         _bench_spec(target, 32 if batch is None else batch, data, duplicate, duplicate_transform,
-                    seed, as_json, not no_progress)
+                    seed, as_json, not no_progress, power)
         return
     if data is not None or duplicate or duplicate_transform != "none":
         raise InputError("--data and --duplicate apply to deployment specs (.yaml), not engines")
     _bench_engine(target, 1 if batch is None else batch, iterations, warmup, threads, providers,
-                  seed, as_json, not no_progress)
+                  seed, as_json, not no_progress, power)
 
 
-def _bench_engine(target, batch, iterations, warmup, threads, providers, seed, as_json, progress):
+def _bench_engine(target, batch, iterations, warmup, threads, providers, seed, as_json, progress,
+                  power):
     from engines.load import load_engine
-    from toolkit.benchmarking import bench_engine, random_feeds, summary_lines
+    from toolkit.benchmarking import random_feeds, summary_lines
 
+    if batch < 1:
+        raise InputError("--batch must be at least 1, got {}".format(batch))
+    if iterations < 1:
+        raise InputError("--iterations must be at least 1, got {}".format(iterations))
+    if warmup < 0:
+        raise InputError("--warmup must be 0 or more, got {}".format(warmup))
     with load_engine(target, threads=threads, providers=providers) as engine:
         feeds = random_feeds(engine, batch, seed=seed)
-        summary = bench_engine(engine, batch, iterations, warmup, progress=progress, feeds=feeds)
+        engine.check_feeds(feeds)  # one clear error before idle and warm-up
+        if power.source == "none":
+            summary, energy, energy_lines = _timed(engine, feeds, batch, iterations, warmup,
+                                                   progress), None, []
+        else:
+            from toolkit.power.meter import PowerMeter
+            with PowerMeter(power) as meter:
+                if meter.measuring:
+                    meter.measure_idle()
+                summary = _timed(engine, feeds, batch, iterations, warmup, progress, meter)
+                energy, energy_lines = _engine_energy(meter, target)
         described = _describe(target, engine)
     summary["target"] = target
     summary.update(described)
+    summary["energy"] = energy
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     click.echo("{}: {}".format(target, ", ".join(
         "{} {}".format(k, v) for k, v in sorted(described.items()) if v is not None)))
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + energy_lines:
         click.echo(line)
+
+
+def _timed(engine, feeds, batch, iterations, warmup, progress, meter=None):
+    """Untimed warm-up calls, then the timed calls (the meter's window ``bench`` when given)."""
+    from toolkit.benchmarking import bench_engine
+    from toolkit.lazy import lazy_import
+    for _ in range(warmup):
+        engine.infer(feeds)
+    if progress:
+        lazy_import("tqdm", "progress bars")  # imported now, not inside the window
+    if meter is None:
+        summary = bench_engine(engine, batch, iterations, 0, progress=progress, feeds=feeds)
+    else:
+        with meter.window("bench") as window:
+            summary = bench_engine(engine, batch, iterations, 0, progress=progress, feeds=feeds)
+            window.inferences = iterations * batch
+    summary["warmup"] = warmup
+    return summary
+
+
+def _engine_energy(meter, target):
+    """``(report dict, lines)``: measured, or not measured with the energy model's estimate."""
+    report = meter.report()
+    if report.window("bench").measured:
+        return report.to_dict(), list(report.lines())
+    from toolkit.energy_estimate import estimate_engine_file, report_with_estimate
+    return report_with_estimate(meter, estimate_engine_file, target)
 
 
 def _describe(target, engine):
@@ -96,17 +155,16 @@ def _describe(target, engine):
     return facts
 
 
-def _bench_spec(target, batch, data, duplicate, transform, seed, as_json, progress):
+def _bench_spec(target, batch, data, duplicate, transform, seed, as_json, progress, power):
     from toolkit import deploy
     if data is None:
         raise InputError("a deployment spec needs --data (e.g. --data digits:test)")
     if batch < 1:
         raise InputError("--batch must be at least 1, got {}".format(batch))
-    from toolkit.cli.cmd_run import load_run_data
+    from toolkit.cli.cmd_run import load_run_data, run_with_power
     with deploy.load_spec(target) as deployment:  # closes the engines and saves the memo file
         dataset, files = load_run_data(data, duplicate, transform, seed)
-        report = deploy.run_deployment(deployment, dataset, batch_size=batch, files=files,
-                                       progress=progress)
+        report = run_with_power(deployment, dataset, files, batch, power, progress)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return

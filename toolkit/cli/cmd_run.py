@@ -4,6 +4,7 @@ import os
 import click
 
 from toolkit.errors import InputError
+from toolkit.power.options import config_from_options, power_options
 
 
 @click.command("run")
@@ -23,32 +24,37 @@ from toolkit.errors import InputError
                    "confidence, true label.")
 @click.option("--json", "json_path", default=None, metavar="REPORT.json",
               help="Write the report as JSON.")
-@click.option("--power", default="none", show_default=True,
-              type=click.Choice(["none", "auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml"]),
-              help="Measure energy during the run (idle baseline first, then per inference).")
-@click.option("--idle-s", default=2.0, show_default=True, type=float,
-              help="With --power: seconds of idle baseline measured before the run.")
+@power_options(default_source="auto")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the duplicate shuffle.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, power, idle_s, seed,
-        no_progress):
+def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, power_source,
+        power_rate_hz, idle_s, power_sysfs_root, seed, no_progress):
     """Run the deployment SPEC.yaml (a YAML file naming engines, strategy, memo) on --data, print a
     report (accuracy, latency per batch and per sample, throughput, handoff rate, memo hit rate,
-    energy with --power) and optionally write the predictions as CSV.
+    energy) and optionally write the predictions as CSV.
+
+    Energy: with a power source (--power auto finds INA3221 rails on a Jetson, tegrastats, jtop,
+    RAPL or NVML) the idle power is measured first (--idle-s), then the timed run is one window:
+    total energy, average power, energy per inference in total and above idle, and the source.
+    When nothing can be measured the report says "not measured" (with each source's reason) and
+    shows the analytical energy model's estimate per sample instead, labelled ESTIMATE (for a
+    cascade E(A) + handoff rate x E(B), with a memo x (1 - hit rate)). --power none: no energy.
 
     \b
     Examples:
       toolkit run deploy.yaml --data digits:test -o predictions.csv
       toolkit run deploy.yaml --data digits:test --duplicate 1.0 --json report.json
       toolkit run deploy.yaml --data images/ --duplicate 1.0 --duplicate-transform rotate
-      toolkit run deploy.yaml --data digits:test --power auto --idle-s 5
+      toolkit run deploy.yaml --data digits:test --power ina3221 --idle-s 5
+      toolkit run deploy.yaml --data digits:test --power none
     """
     from toolkit import deploy
     if batch < 1:
         raise InputError("--batch must be at least 1, got {}".format(batch))
+    power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
     with deploy.load_spec(spec) as deployment:
         dataset, files = load_run_data(data, duplicate, duplicate_transform, seed)
-        report = _run(deployment, dataset, files, batch, power, idle_s, not no_progress)
+        report = run_with_power(deployment, dataset, files, batch, power, not no_progress)
     for line in report.lines():
         click.echo(line)
     if output:
@@ -68,14 +74,24 @@ def load_run_data(data, duplicate=0.0, transform="none", seed=0):
     return deploy.duplicate(load_dataset(data), duplicate, transform, seed), None
 
 
-def _run(deployment, dataset, files, batch, power, idle_s, progress):
+def run_with_power(deployment, dataset, files, batch, power, progress):
+    """Run the deployment (``toolkit run``, ``toolkit bench SPEC``) with the energy report of
+    ``power`` (a PowerConfig): idle first, the timed run as window ``run``; the analytical
+    estimate when the run was not measured. ``source none``: no energy at all."""
     from toolkit import deploy
-    if power == "none":
+    if power.source == "none":
         return deploy.run_deployment(deployment, dataset, batch_size=batch, files=files,
                                      progress=progress)
-    from toolkit.power.config import PowerConfig
     from toolkit.power.meter import PowerMeter
-    with PowerMeter(PowerConfig(source=power, idle_s=idle_s)) as meter:
-        meter.measure_idle(idle_s)
-        return deploy.run_deployment(deployment, dataset, batch_size=batch, meter=meter,
-                                     files=files, progress=progress)
+    with PowerMeter(power) as meter:
+        if meter.measuring:
+            meter.measure_idle()
+        report = deploy.run_deployment(deployment, dataset, batch_size=batch, meter=meter,
+                                       files=files, progress=progress)
+        windows = (report.energy or {}).get("windows") or [{}]
+        if not windows[-1].get("measured"):
+            from toolkit.energy_estimate import estimate_deployment, report_with_estimate
+            report.energy, report.energy_lines = report_with_estimate(
+                meter, estimate_deployment, deployment)
+    return report
+

@@ -56,6 +56,8 @@ def test_bench_json_on_a_plain_onnx(small_cnn_onnx, capsys):
 @pytest.mark.parametrize("args, words", [
     (["--batch", "9"], "batch 9 is above the engine's maximum batch 8"),
     (["--iterations", "0"], "--iterations must be at least 1"),
+    (["--warmup", "-1"], "--warmup must be 0 or more"),
+    (["--batch", "0"], "--batch must be at least 1"),
     (["--data", "digits:test"], "--data and --duplicate apply to deployment specs"),
     (["--providers", "cuda"], "onnxruntime here lacks CUDAExecutionProvider"),
 ])
@@ -146,3 +148,96 @@ def test_bench_a_spec_on_an_empty_image_folder(spec, tmp_path, capsys):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     assert main(["bench", spec, "--data", str(tmp_path / "empty"), "--no-progress"]) == 1
     _one_line_error(capsys, "has no image files")
+
+
+# -- energy (toolkit.power) --------------------------------------------------------------------
+@pytest.fixture
+def sysfs_only(monkeypatch):
+    """`--power auto` looks only at sources under --power-sysfs-root (not a real tegrastats,
+    jtop or NVML of the machine running the tests)."""
+    from toolkit.power import sources
+    monkeypatch.setattr(sources, "AUTO_ORDER", ("ina3221", "rapl"))
+
+
+def _fake_nano(tmp_path):
+    from tests.toolkit.power.fakes import FakeJetson
+    return FakeJetson(tmp_path / "nano", "nano")
+
+
+def test_bench_an_engine_measures_energy_on_a_fake_ina3221(engine_path, tmp_path, capsys):
+    nano = _fake_nano(tmp_path)
+    assert main(["bench", engine_path, "--batch", "8", "--iterations", "20", "--warmup", "1",
+                 "--no-progress", "--power", "ina3221", "--power-sysfs-root", nano.root,
+                 "--idle-s", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "energy: measured with INA3221" in out and "on Jetson Nano" in out
+    assert "total = POM_5V_IN" in out and "idle baseline: " in out
+    assert "window 'bench': " in out and ", 160 inferences, " in out
+    assert "  per inference: " in out and " above idle (" in out
+    assert "ESTIMATE" not in out  # measured: no estimate
+
+
+def test_bench_a_spec_measures_energy_per_inference_as_json(spec, tmp_path, capsys):
+    nano = _fake_nano(tmp_path)
+    assert main(["bench", spec, "--data", "digits:test", "--json", "--no-progress", "--power",
+                 "ina3221", "--power-sysfs-root", nano.root, "--idle-s", "0.1"]) == 0
+    energy = json.loads(capsys.readouterr().out)["energy"]
+    assert energy["measured"] and "INA3221" in energy["source"]["description"]
+    assert energy["idle"]["power_mw"] == pytest.approx(nano.power_mw("POM_5V_IN"), rel=0.01)
+    window = energy["windows"][-1]
+    assert window["name"] == "run" and window["inferences"] == 360 and window["measured"]
+    assert window["mj_per_inference"] == pytest.approx(window["energy_mj"] / 360)
+    assert window["mj_per_inference_above_idle"] is not None
+    assert window["avg_power_mw"] == pytest.approx(nano.power_mw("POM_5V_IN"), rel=0.01)
+    assert energy["estimate"] is None
+
+
+def test_bench_with_power_none_reports_no_energy(engine_path, spec, capsys):
+    assert main(["bench", engine_path, "--iterations", "3", "--no-progress", "--power",
+                 "none"]) == 0
+    out = capsys.readouterr().out
+    assert "energy" not in out and "ESTIMATE" not in out
+    assert main(["bench", engine_path, "--iterations", "3", "--no-progress", "--power", "none",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["energy"] is None
+    assert main(["bench", spec, "--data", "digits:test", "--no-progress", "--power",
+                 "none"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "energy" not in out and "ESTIMATE" not in out
+
+
+def test_bench_auto_with_nothing_to_measure_shows_the_estimate(small_cnn_onnx, tmp_path, capsys,
+                                                                sysfs_only):
+    from toolkit.strategies.thresholds import model_energy_cost
+    (tmp_path / "empty").mkdir()
+    assert main(["bench", small_cnn_onnx, "--iterations", "3", "--no-progress",
+                 "--power-sysfs-root", str(tmp_path / "empty"), "--json"]) == 0
+    energy = json.loads(capsys.readouterr().out)["energy"]
+    assert not energy["measured"] and "no INA3221 rails" in energy["not_measured_reason"]
+    expected, unit = model_energy_cost(small_cnn_onnx)
+    assert energy["estimate"]["value"] == pytest.approx(expected)
+    assert energy["estimate_detail"]["formula"] == "E(small_cnn.onnx)"
+    assert main(["bench", small_cnn_onnx, "--iterations", "3", "--no-progress",
+                 "--power-sysfs-root", str(tmp_path / "empty")]) == 0
+    out = capsys.readouterr().out
+    assert "energy: not measured (no power source: ina3221: no INA3221 rails" in out
+    assert "window 'bench': " in out and "energy not measured" in out
+    assert "ESTIMATE, not measured (analytical estimate" in out and "normalized" in out
+    assert "estimate per sample = E(small_cnn.onnx) = " in out
+
+
+def test_bench_an_engine_estimates_from_its_source_onnx(engine_path, small_cnn_onnx, tmp_path,
+                                                        capsys, sysfs_only):
+    (tmp_path / "empty").mkdir()
+    copy = str(tmp_path / "m.engine")
+    shutil.copy(engine_path, copy)
+    shutil.copy(engine_path + ".json", copy + ".json")
+    args = ["bench", copy, "--iterations", "3", "--no-progress", "--power-sysfs-root",
+            str(tmp_path / "empty")]
+    assert main(args) == 0  # the sidecar's source ONNX is not next to the copy: no estimate
+    out = capsys.readouterr().out
+    assert "energy: not measured" in out
+    assert "ESTIMATE unavailable: " in out and "small_cnn.onnx, which is not next to it" in out
+    shutil.copy(small_cnn_onnx, str(tmp_path / "small_cnn.onnx"))
+    assert main(args) == 0
+    assert "estimate per sample = E(m.engine) = " in capsys.readouterr().out

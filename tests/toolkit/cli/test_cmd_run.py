@@ -92,3 +92,67 @@ def test_missing_spec_and_empty_folder_are_one_line_errors(tmp_path, spec, capsy
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     assert main(["run", spec, "--data", str(tmp_path / "empty")]) == 1
     _one_line_error(capsys, "has no image files")
+
+
+# -- energy (toolkit.power) --------------------------------------------------------------------
+def test_help_lists_the_shared_power_options(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for words in ("--power [auto|ina3221|tegrastats|jtop|rapl|nvml|none]", "--power-rate-hz",
+                  "--idle-s", "--power-sysfs-root", "not measured", "ESTIMATE"):
+        assert words in out
+
+
+def test_run_measures_energy_on_a_fake_ina3221(spec, tmp_path, capsys):
+    from tests.toolkit.power.fakes import FakeJetson
+    nano = FakeJetson(tmp_path / "nano", "nano")
+    out_json = str(tmp_path / "r.json")
+    assert main(["run", spec, "--data", "digits:test", "--no-progress", "--power", "ina3221",
+                 "--power-sysfs-root", nano.root, "--idle-s", "0.1", "--json", out_json]) == 0
+    out = capsys.readouterr().out
+    assert "energy: measured with INA3221" in out and "idle baseline: " in out
+    assert "window 'run': " in out and "360 inferences" in out and "  per inference: " in out
+    energy = json.load(open(out_json))["energy"]
+    window = energy["windows"][-1]
+    assert window["measured"] and window["inferences"] == 360
+    assert window["mj_per_inference"] == pytest.approx(window["energy_mj"] / 360)
+    assert energy["source"]["source"] == "ina3221" and energy["estimate"] is None
+
+
+def test_run_with_nothing_to_measure_shows_the_expected_estimate(spec, tmp_path, capsys,
+                                                                 monkeypatch):
+    from toolkit.power import sources
+    from toolkit.strategies.thresholds import model_energy_cost
+    monkeypatch.setattr(sources, "AUTO_ORDER", ("ina3221", "rapl"))  # only the (empty) tree
+    (tmp_path / "empty").mkdir()
+    out_json = str(tmp_path / "r.json")
+    assert main(["run", spec, "--data", "digits:test", "--duplicate", "1.0", "--no-progress",
+                 "--power-sysfs-root", str(tmp_path / "empty"), "--json", out_json]) == 0
+    out = capsys.readouterr().out
+    assert "energy: not measured (no power source: " in out
+    assert "ESTIMATE, not measured (analytical estimate" in out
+    assert "estimate per sample = (1 - 0.500) x [E(linear) + " in out
+    report = json.load(open(out_json))
+    rate = report["handoff_rate"]
+    linear = model_energy_cost(str(tmp_path / "linear.onnx"))[0]
+    small = model_energy_cost(str(tmp_path / "small.onnx"))[0]
+    assert report["energy"]["estimate"]["value"] == pytest.approx(
+        (1 - report["memo_hit_rate"]) * (linear + rate * small))
+
+
+def test_run_with_power_none_has_no_energy(spec, tmp_path, capsys):
+    out_json = str(tmp_path / "r.json")
+    assert main(["run", spec, "--data", "digits:test", "--no-progress", "--power", "none",
+                 "--json", out_json]) == 0
+    out = capsys.readouterr().out
+    assert "energy" not in out and "ESTIMATE" not in out
+    assert json.load(open(out_json))["energy"] is None
+
+
+def test_bad_power_options_are_errors(spec, capsys):
+    assert main(["run", spec, "--data", "digits:test", "--power", "ina3221",
+                 "--power-sysfs-root", "/nonexistent-root", "--no-progress"]) == 1
+    _one_line_error(capsys, "no INA3221 rails found under /nonexistent-root")
+    assert main(["run", spec, "--data", "digits:test", "--power-rate-hz", "0"]) == 1
+    _one_line_error(capsys, "sampling rate must be between")
+    assert main(["run", spec, "--data", "digits:test", "--power", "battery"]) == 2
