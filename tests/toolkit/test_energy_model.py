@@ -116,6 +116,65 @@ def test_depthwise_conv_counts_per_group():
     assert row.accesses["array"]["inputs"] == 4 * 4 * 12
 
 
+def conv_transpose_model(weights, in_shape, stride=2, group=1, bias=False):
+    """x -> ConvTranspose(weights (C_in, C_out/group, kH, kW), stride, no padding) -> y."""
+    inits = [numpy_helper.from_array(weights.astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(
+            np.zeros(weights.shape[1] * group, np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node("ConvTranspose", inputs, ["y"], kernel_shape=list(weights.shape[2:]),
+                            strides=[stride, stride], group=group, name="up")
+    return _model([node], [helper.make_tensor_value_info("x", FLOAT, list(in_shape))],
+                  [helper.make_tensor_value_info("y", FLOAT, None)], inits)
+
+
+def test_conv_transpose_matches_hand_computed_counts():
+    # x (1, 2, 3, 3), w (2, 3, 2, 2), stride 2 -> y (1, 3, 6, 6); every one of the 2*3*3 input
+    # values is scattered over 3 * 2 * 2 weights: MACs = 2*3*3 * 3*2*2 = 216; weights 24
+    row = estimate_onnx(conv_transpose_model(np.ones((2, 3, 2, 2)), (1, 2, 3, 3))).row("up")
+    assert row.kind == "conv_transpose" and row.op_type == "ConvTranspose" and not row.note
+    assert row.macs == row.dense_macs == 216
+    assert row.weights == row.nonzero_weights == 24
+    assert row.shape.input_count == 18 and row.shape.output_count == 108
+    assert row.accesses["dram"] == {"inputs": 18, "weights": 24, "psums": 108}
+    assert row.accesses["buffer"] == {"inputs": 18, "weights": 24, "psums": 108}
+    # kernel at each input row (3): input rows W_in=3 x (C_in*kH = 4 deliveries); weights
+    # 3 * nnz; psums handed on per input pixel and filter row: 9 * (3*2*2 = 12 rows)
+    assert row.accesses["array"] == {"inputs": 36, "weights": 72, "psums": 108}
+    assert row.accesses["rf"] == {"inputs": 216, "weights": 216, "psums": 432}
+    assert row.total == 150 * 200 + 150 * 6 + 216 * 2 + 4 * 216 + 216
+    # the same formula as a Conv with the same counts: a layer_energy of the row's shape agrees
+    assert layer_energy(row.shape, EnergyModelConfig(), np.ones((2, 3, 2, 2))).total == row.total
+    estimate = estimate_onnx(conv_transpose_model(np.ones((2, 3, 2, 2)), (1, 2, 3, 3), bias=True))
+    assert estimate.macs == 216 and estimate.weights == 24
+    assert estimate.row("up").energy["mac"] == 216 + 108  # one bias add per output
+
+
+def test_grouped_sparse_conv_transpose_reads_the_onnx_weight_layout():
+    # x (1, 4, 3, 3), w (4, 2, 2, 2), group 2 -> y (1, 4, 6, 6); MACs = 4*3*3 * 2*2*2 = 288
+    weights = np.ones((4, 2, 2, 2))
+    dense = estimate_onnx(conv_transpose_model(weights, (1, 4, 3, 3), group=2)).row("up")
+    assert dense.macs == 288 and dense.weights == 32 and dense.shape.output_count == 144
+    assert dense.accesses["buffer"]["inputs"] == 36  # each group's 2 filters: one pass
+    weights[2:, 1] = 0  # nothing reaches output channel 3 (group 1's second filter)
+    weights[0, 0, 0, :] = 0  # one filter row of output channel 0
+    sparse = estimate_onnx(conv_transpose_model(weights, (1, 4, 3, 3), group=2)).row("up")
+    assert sparse.nonzero_weights == 32 - 8 - 2 and sparse.macs == 9 * 22
+    # filter rows (m, c, r): 4*2*2 = 16, minus 4 of filter 3, minus 1
+    assert sparse.accesses["array"]["psums"] == 9 * 11
+    # input channel 0 silenced: its 2 kernel rows are no longer delivered (8 -> 6 deliveries of
+    # an input row of 3 at each of the 3 input rows) -- the (C_in, C_out/g) layout is honoured
+    weights = np.ones((4, 2, 2, 2))
+    weights[0] = 0
+    silent = estimate_onnx(conv_transpose_model(weights, (1, 4, 3, 3), group=2)).row("up")
+    assert dense.accesses["array"]["inputs"] == 3 * 3 * 8
+    assert silent.accesses["array"]["inputs"] == 3 * 3 * 6
+    with pytest.raises(InputError, match="do not divide into 2 groups"):
+        LayerShape("conv_transpose", in_channels=3, out_channels=4, groups=2)
+
+
 def test_elementwise_and_pooling_stay_on_chip():
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
              helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),

@@ -39,7 +39,9 @@ Assumptions (every one is a modelling choice, not a measurement):
    3.1 pJ for a 32-bit integer multiply). Access counts themselves do not change with bits.
 7. fc (Gemm, MatMul with a constant operand) is a 1x1 convolution on a 1x1 map (a MatMul over
    (..., T, K) has T positions sharing the weights). A MatMul of two activations counts its
-   second operand as dense weights.
+   second operand as dense weights. ConvTranspose (grouped too) is the same formula with the
+   kernel applied at every input pixel (E x F -> H x W, each pixel scattered over the kernel):
+   MACs = N C H W (M/G) R S, weights (C, M/G, R, S) as laid out in ONNX.
 8. Element-wise layers (Add, Mul, Relu, BatchNormalization when not folded into the conv, ...)
    and pooling run fused on the producer's output while it sits in the global buffer: no DRAM;
    each activation operand is read once from the buffer (counted at the output's size), each

@@ -12,7 +12,11 @@ from toolkit.errors import InputError
 LEVELS = ("dram", "buffer", "array", "rf")
 WEIGHT_FORMATS = ("auto", "dense", "sparse")
 # the kinds of layers the model knows; "free" layers (reshape, flatten ...) cost nothing
-KINDS = ("conv", "fc", "matmul", "eltwise", "pool", "free")
+KINDS = ("conv", "conv_transpose", "fc", "matmul", "eltwise", "pool", "free")
+# kinds costed by the convolution formula (MACs against a weight tensor), and those whose weights
+# are parameters (a MatMul of two activations has none)
+COMPUTE_KINDS = ("conv", "conv_transpose", "fc", "matmul")
+WEIGHTED_KINDS = ("conv", "conv_transpose", "fc")
 
 
 class AccessCosts(object):
@@ -124,8 +128,10 @@ class LayerShape(object):
     """The geometry of one layer, for one image (``batch`` images are processed per inference).
 
     conv / fc / matmul: input ``in_channels x in_hw``, output ``out_channels x out_hw``, kernel
-    ``kernel_hw``, ``groups``; an fc layer is a 1x1 convolution on a 1x1 map (``in_hw`` = (T, 1) for
-    T rows of a MatMul); ``repeat`` counts independent copies (batched MatMul of two activations).
+    ``kernel_hw``, ``groups``; conv_transpose: the same fields, its kernel applied at every *input*
+    pixel (scattered onto the output), weights laid out (C_in, C_out / groups, R, S) as in ONNX;
+    an fc layer is a 1x1 convolution on a 1x1 map (``in_hw`` = (T, 1) for T rows of a MatMul);
+    ``repeat`` counts independent copies (batched MatMul of two activations).
     eltwise / pool: ``operands`` activation inputs, ``ops_per_output`` operations per output value
     (pooling: the window size).
     """
@@ -146,15 +152,24 @@ class LayerShape(object):
         self.operands = int(operands)
         self.ops_per_output = int(ops_per_output)
         self.repeat = int(repeat)
-        if kind in ("conv", "fc", "matmul") and (self.in_channels % self.groups
-                                                 or self.out_channels % self.groups):
+        if kind in COMPUTE_KINDS and (self.in_channels % self.groups
+                                      or self.out_channels % self.groups):
             raise InputError("channels {} -> {} do not divide into {} groups".format(
                 self.in_channels, self.out_channels, self.groups))
 
     @property
     def weight_shape(self):
-        """(M, C / groups, R, S) of a conv/fc/matmul layer."""
+        """(M, C / groups, R, S) of a conv/fc/matmul layer; (C, M / groups, R, S) of a
+        conv_transpose (the ONNX layouts)."""
+        if self.kind == "conv_transpose":
+            return (self.in_channels, self.out_channels // self.groups) + self.kernel_hw
         return (self.out_channels, self.in_channels // self.groups) + self.kernel_hw
+
+    @property
+    def positions_hw(self):
+        """Where the kernel is applied, (E, F) in the formulas: every output pixel of a
+        convolution, every input pixel of a transposed one (each scattered over the kernel)."""
+        return self.in_hw if self.kind == "conv_transpose" else self.out_hw
 
     @property
     def weight_count(self):
@@ -271,10 +286,10 @@ class LayerEnergy(object):
 def layer_energy(shape, config, weights=None, name="", op_type=""):
     """The energy of one layer of ``shape`` under ``config``.
 
-    ``weights``: the layer's weight array, shape (M, C/groups, R, S) or anything that reshapes to
-    it (its zeros are skipped), or ``None`` for dense weights. Returns a :class:`LayerEnergy`.
+    ``weights``: the layer's weight array, shape ``shape.weight_shape`` ((M, C/groups, R, S); a
+    conv_transpose's (C, M/groups, R, S)) or anything that reshapes to it (its zeros are skipped), or ``None`` for dense weights. Returns a :class:`LayerEnergy`.
     """
-    if shape.kind in ("conv", "fc", "matmul"):
+    if shape.kind in COMPUTE_KINDS:
         row = _compute_layer(shape, config, weights, name, op_type)
     elif shape.kind in ("eltwise", "pool"):
         row = _elementwise_layer(shape, config, name, op_type)
@@ -292,18 +307,20 @@ def _compute_layer(shape, config, weights, name, op_type):
     g = shape.groups
     cg = c // g
     h, w = shape.in_hw
-    e, f = shape.out_hw
+    e, f = shape.positions_hw  # a transposed conv: input pixels, each scattered over the kernel
     q = config.filters_per_pass
     if weights is not None and int(np.asarray(weights).size) != shape.weight_count:
         raise InputError("layer {}: weights have {} values, the shape needs {} {}".format(
             name or op_type, int(np.asarray(weights).size), shape.weight_count, shape.weight_shape))
-    stats = WeightStats(shape.weight_shape, g, q, weights)
+    if shape.kind == "conv_transpose" and weights is not None:
+        weights = _filters_first(weights, shape)
+    stats = WeightStats((m, cg) + shape.kernel_hw, g, q, weights)
     macs = n * e * f * stats.nonzero
     dense_macs = n * e * f * stats.count
     bias_words = m if shape.bias else 0
     weight_words, weight_format = _stored_weight_words(stats, config)
     weight_words += bias_words
-    outputs = n * m * e * f
+    outputs = shape.output_count
     psum_passes = _ceil_div(cg, config.channels_per_pass)
     accesses = {
         # one read of each weight from DRAM, each input read once, each output written once
@@ -344,6 +361,15 @@ def _free_layer(shape, name, op_type):
     energy = {level: 0.0 for level in LEVELS}
     energy.update({"mac": 0.0, "total": 0.0})
     return LayerEnergy(name, op_type, shape, 0, 0, 0, 0, 0, "none", accesses, energy)
+
+
+def _filters_first(weights, shape):
+    """A transposed conv's (C, M/g, R, S) weights as (M, C/g, R, S): filter m holds the weights
+    that scatter every input channel of its group onto output channel m."""
+    g = shape.groups
+    c, mg, r, s = shape.weight_shape
+    grouped = np.asarray(weights).reshape(g, c // g, mg, r, s)
+    return grouped.transpose(0, 2, 1, 3, 4).reshape(g * mg, c // g, r, s)
 
 
 def _stored_weight_words(stats, config):

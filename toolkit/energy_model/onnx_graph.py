@@ -215,7 +215,7 @@ def _node_row(graph, node, name, config):
     op = node.op_type
     if op in FREE_OPS or not node.output:
         return None
-    if op == "Conv":
+    if op in ("Conv", "ConvTranspose"):
         return _conv_row(graph, node, name, config)
     if op == "Gemm":
         return _gemm_row(graph, node, name, config)
@@ -238,7 +238,9 @@ def _conv_row(graph, node, name, config):
         return _eltwise_row(graph, node, name, config, "{}-D convolution: costed as element-wise"
                             .format(len(x_shape) - 2))
     groups = _attr(node, "group", 1)
-    shape = LayerShape("conv", batch=x_shape[0], in_channels=x_shape[1], in_hw=x_shape[2:],
+    # ConvTranspose: weights (C_in, C_out / group, kH, kW), each input pixel scattered over them
+    kind = "conv_transpose" if node.op_type == "ConvTranspose" else "conv"
+    shape = LayerShape(kind, batch=x_shape[0], in_channels=x_shape[1], in_hw=x_shape[2:],
                        out_channels=y_shape[1], out_hw=y_shape[2:], kernel_hw=w_shape[2:],
                        groups=groups, bias=len(node.input) > 2 and bool(node.input[2]))
     return layer_energy(shape, config, graph.constant(node.input[1]), name, node.op_type)

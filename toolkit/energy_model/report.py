@@ -1,5 +1,5 @@
 """:class:`ModelEnergy`: the per-layer rows of an estimate, their totals, JSON and a text table."""
-from toolkit.energy_model.formulas import LEVELS
+from toolkit.energy_model.formulas import COMPUTE_KINDS, LEVELS, WEIGHTED_KINDS
 
 UNITS_TEXT = "normalized units (one 16-bit MAC = 1; not calibrated)"
 
@@ -38,19 +38,19 @@ class ModelEnergy(object):
 
     @property
     def macs(self):
-        return sum(row.macs for row in self.rows if row.kind in ("conv", "fc", "matmul"))
+        return sum(row.macs for row in self.rows if row.kind in COMPUTE_KINDS)
 
     @property
     def dense_macs(self):
-        return sum(row.dense_macs for row in self.rows if row.kind in ("conv", "fc", "matmul"))
+        return sum(row.dense_macs for row in self.rows if row.kind in COMPUTE_KINDS)
 
     @property
     def weights(self):
-        return sum(row.weights for row in self.rows if row.kind in ("conv", "fc"))
+        return sum(row.weights for row in self.rows if row.kind in WEIGHTED_KINDS)
 
     @property
     def nonzero_weights(self):
-        return sum(row.nonzero_weights for row in self.rows if row.kind in ("conv", "fc"))
+        return sum(row.nonzero_weights for row in self.rows if row.kind in WEIGHTED_KINDS)
 
     def row(self, name):
         """The row named ``name`` (KeyError if none)."""
@@ -96,7 +96,7 @@ class ModelEnergy(object):
         scale = cfg.mj_per_unit or 1.0
         for row in self.rows:
             op = row.op_type + ("*" if row.note else "")
-            if row.kind in ("conv", "fc", "matmul") and row.weights:
+            if row.kind in COMPUTE_KINDS and row.weights:
                 weights = "{}/{}".format(_si(row.nonzero_weights), _si(row.weights))
             else:
                 weights = "-"
