@@ -37,7 +37,7 @@ class ClassifyResult(object):
         probs = np.asarray(probs, dtype=np.float32)
         if confidence is None:
             confidence = score_confidence(probs, score)
-        return cls(np.argmax(probs, axis=1).astype(np.int64, copy=False), probs, confidence)
+        return cls(probs.argmax(axis=1).astype(np.int64, copy=False), probs, confidence)
 
     def __len__(self):
         return len(self.labels)
@@ -58,6 +58,9 @@ class Strategy(Engine):
     """Base class of strategies; subclasses implement ``_classify(images)`` and ``children()``."""
 
     kind = "strategy"
+    #: the score that ``ClassifyResult.confidence`` holds (None: unknown), so that a cascade over
+    #: this strategy reuses it instead of computing it again
+    confidence_score = None
 
     def _init_strategy(self, input_shape, num_classes):
         self.inputs = (TensorSpec("input", (-1,) + tuple(input_shape[1:]), np.float32),)
@@ -65,12 +68,13 @@ class Strategy(Engine):
         self.max_batch = None  # strategies chunk for their engines themselves
         self.num_classes = num_classes
         self._lock = threading.RLock()
-        # this strategy's counters only: parts keep theirs (reset_stats() resets the whole tree)
-        self._counters = {name: 0 for name in self._counter_names()}
+        # this strategy's counters only: parts keep theirs (reset_stats() resets the whole tree).
+        # The hot paths add to this dict in place under ``_lock`` (one cheap lock, no kwargs).
+        self._counters = dict.fromkeys(self._counter_names(), 0)
 
     # -- the engine interface ------------------------------------------------------------------
     def _run(self, feeds):
-        return {"probs": self._classify(feeds["input"]).probs}
+        return {"probs": self._classify(np.ascontiguousarray(feeds["input"])).probs}
 
     def classify(self, images):
         """Classify a float32 NCHW batch of any size; returns a :class:`ClassifyResult`."""
@@ -104,6 +108,7 @@ class Strategy(Engine):
 
     # -- counters ------------------------------------------------------------------------------
     def _count(self, **increments):
+        """Add to counters by name (convenient; the hot paths add in place instead)."""
         with self._lock:
             for name, value in increments.items():
                 self._counters[name] = self._counters.get(name, 0) + int(value)
@@ -116,7 +121,7 @@ class Strategy(Engine):
     def reset_stats(self):
         """Zero this strategy's counters and its children's."""
         with self._lock:
-            self._counters = {name: 0 for name in self._counter_names()}
+            self._counters = dict.fromkeys(self._counter_names(), 0)
         for child in self.children():
             if isinstance(child, Strategy):
                 child.reset_stats()

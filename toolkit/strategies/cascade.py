@@ -25,6 +25,15 @@ def check_threshold(threshold):
     return value
 
 
+def float32_bound(threshold):
+    """The float32 ``t`` with ``c < t`` exactly when ``float64(c) < threshold``, for every float32
+    ``c``: the threshold itself when float32 holds it, else the next float32 above it."""
+    bound = np.float32(threshold)
+    if float(bound) < threshold:
+        bound = np.nextafter(bound, np.float32(np.inf))
+    return bound
+
+
 class Cascade(Strategy):
     """``first`` (A) on every sample, ``second`` (B) on those A is unsure of.
 
@@ -50,31 +59,60 @@ class Cascade(Strategy):
             raise InputError("the pair's models take different inputs: {} vs {}".format(
                 shape_a[1:], shape_b[1:]))
         self.last_handoff_index = np.zeros(0, dtype=np.int64)
+        self._threshold32 = float32_bound(self.threshold)
+        self._same_input = tuple(shape_a[1:]) == tuple(shape_b[1:])  # B needs no feed check
+        self.confidence_score = self.score
         self._init_strategy(shape_a, classes_a or classes_b)
 
     def _classify(self, images):
-        result_a = self.first.classify(images)
+        result_a = self._first_run(images)
         probs = result_a.probs
-        conf_a = score_confidence(probs, self.score)
-        # compared in float64, exactly like the threshold search (toolkit.strategies.thresholds)
-        handoff = np.flatnonzero(conf_a.astype(np.float64) < self.threshold)
+        conf_a = self._confidence(self.first, result_a)
+        # compared as in float64, exactly like the threshold search (toolkit.strategies.thresholds)
+        if conf_a.dtype == np.float32:
+            handoff = (conf_a < self._threshold32).nonzero()[0]
+        else:
+            handoff = (conf_a.astype(np.float64) < self.threshold).nonzero()[0]
         kept_first = 0
+        labels, confidence = result_a.labels, conf_a
         if len(handoff):
-            result_b = self.second.classify(images[handoff])
+            subset = images.take(handoff, axis=0)
+            result_b = (self.second._classify(subset) if self._same_input
+                        else self.second.classify(subset))
             if result_b.probs.shape[1] != probs.shape[1]:
                 raise InputError("the pair's models disagree on the number of classes: {} vs {}"
                                  .format(probs.shape[1], result_b.probs.shape[1]))
-            probs = probs.copy()
+            conf_b = self._confidence(self.second, result_b)
+            probs, labels, confidence = probs.copy(), labels.copy(), conf_a.copy()
             if self.post_check:
-                conf_b = score_confidence(result_b.probs, self.score)
-                take_b = conf_b >= conf_a[handoff]
+                take_b = conf_b >= conf_a.take(handoff)
                 kept_first = int(len(handoff) - np.count_nonzero(take_b))
-                probs[handoff[take_b]] = result_b.probs[take_b]
-            else:
+            if kept_first:  # A stays the answer for some: B's rows only where B won
+                rows = handoff[take_b]
+                probs[rows] = result_b.probs[take_b]
+                labels[rows] = result_b.labels[take_b]
+                confidence[rows] = conf_b[take_b]
+            else:  # B is the answer for every handed-off sample
                 probs[handoff] = result_b.probs
+                labels[handoff] = result_b.labels
+                confidence[handoff] = conf_b
         self.last_handoff_index = handoff
-        self._count(samples=len(images), handoffs=len(handoff), post_check_kept_first=kept_first)
-        return ClassifyResult.from_probs(probs, self.score)
+        with self._lock:
+            counters = self._counters
+            counters["samples"] += len(images)
+            counters["handoffs"] += len(handoff)
+            counters["post_check_kept_first"] += kept_first
+        return ClassifyResult(labels, probs, confidence)
+
+    def _first_run(self, images):
+        # classify() has checked ``images`` against this cascade's input, which is A's
+        return self.first._classify(images)
+
+    def _confidence(self, part, result):
+        """The score of ``part``'s answers: its own confidence when it is this score already."""
+        if part.confidence_score == self.score:
+            return result.confidence
+        return score_confidence(result.probs, self.score)
 
     def _counter_names(self):
         return ("samples", "handoffs", "post_check_kept_first")

@@ -29,6 +29,7 @@ class Convert(Strategy):
             raise InputError("the converter outputs {} but the classifier takes {}".format(
                 list(out_shape[1:]), list(in_shape[1:])))
         self._init_strategy(converter.input.shape, self.classifier.num_classes)
+        self.confidence_score = self.classifier.confidence_score
 
     def _convert(self, images):
         converted = run_chunked(self.converter, images)
@@ -36,7 +37,8 @@ class Convert(Strategy):
 
     def _classify(self, images):
         result = self.classifier.classify(self._convert(images))
-        self._count(samples=len(images))
+        with self._lock:
+            self._counters["samples"] += len(images)
         return ClassifyResult(result.labels, result.probs, result.confidence)
 
     def warmup(self, images):

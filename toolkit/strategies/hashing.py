@@ -21,20 +21,46 @@ def _xxhash():
     return lazy_import("xxhash", "hashing inputs for the memo")
 
 
+_SEEDS = {}  # (dtype, sample shape) -> seed
+_DIGEST = []  # [xxh3_128_intdigest] once xxhash is imported (the hot path skips the import call)
+
+
+def _digest128():
+    if not _DIGEST:
+        _DIGEST.append(_xxhash().xxh3_128_intdigest)
+    return _DIGEST[0]
+
+
+def _seed(dtype, tail):
+    """The seed of samples of ``dtype`` and shape ``tail``: xxh3_64 of ``"<dtype>|<shape>"``."""
+    seed = _SEEDS.get((dtype, tail))
+    if seed is None:
+        if len(_SEEDS) > 256:
+            _SEEDS.clear()
+        header = "{}|{}".format(dtype.str, "x".join(str(d) for d in tail))
+        seed = _SEEDS[(dtype, tail)] = _xxhash().xxh3_64_intdigest(header.encode("ascii"))
+    return seed
+
+
 def exact_keys(images):
     """A 128-bit int per sample of ``images`` (N, ...): xxh3_128 of its bytes, dtype and shape."""
-    xxhash = _xxhash()
+    digest = _DIGEST[0] if _DIGEST else _digest128()
     images = np.ascontiguousarray(images)
-    header = "{}|{}".format(images.dtype.str, "x".join(str(d) for d in images.shape[1:]))
-    seed = xxhash.xxh3_64_intdigest(header.encode("ascii"))
-    digest = xxhash.xxh3_128_intdigest
-    flat = images.reshape(len(images), -1).view(np.uint8) if images.size else images
-    return [digest(row.data, seed) for row in flat]
+    seed = _seed(images.dtype, images.shape[1:])
+    count = len(images)
+    if not count:
+        return []
+    # one flat byte view of the whole batch, sliced per sample: no per-row array objects
+    step = images.nbytes // count
+    if not step:
+        return [digest(b"", seed)] * count
+    data = memoryview(images.reshape(-1).view(np.uint8))
+    return [digest(data[start:start + step], seed) for start in range(0, count * step, step)]
 
 
 def encoded_key(blob):
     """A 128-bit int for one encoded sample (file bytes or any contiguous buffer)."""
-    return _xxhash().xxh3_128_intdigest(blob, _ENCODED_SEED)
+    return (_DIGEST[0] if _DIGEST else _digest128())(blob, _ENCODED_SEED)
 
 
 _MATRICES = {}

@@ -15,6 +15,7 @@ Misses of one batch run as one batch on the inner strategy; duplicates within a 
 """
 import collections
 import io
+import itertools
 import logging
 import os
 
@@ -88,7 +89,13 @@ class Memo(Strategy):
     def __init__(self, inner, config=None):
         self.inner = as_strategy(inner)
         self.config = config or MemoConfig()
-        self._entries = collections.OrderedDict()  # key -> (probs row, confidence)
+        self.confidence_score = self.inner.confidence_score
+        # the store: one row per slot of preallocated arrays (grown by doubling up to the bound),
+        # and an LRU of key -> slot (oldest first); freed slots are reused
+        self._slots = collections.OrderedDict()
+        self._probs = None  # float32 (capacity, classes), allocated at the first answer
+        self._conf = np.zeros(0, dtype=np.float32)
+        self._free = []
         self._bytes = 0
         self._hash_cache = None  # (keys list, uint64 array) for hamming search; None = stale
         self._init_strategy(self.inner.inputs[0].shape, self.inner.num_classes)
@@ -101,7 +108,7 @@ class Memo(Strategy):
         if self.config.mode == "exact":
             keys = hashing.exact_keys(images)
         else:
-            keys = [int(k) for k in hashing.dhash(images, self.config.invariant)]
+            keys = hashing.dhash(images, self.config.invariant).tolist()
         return self._answer(keys, lambda index: images[index])
 
     def classify_encoded(self, blobs, decode):
@@ -112,7 +119,8 @@ class Memo(Strategy):
             raise InputError("empty batch: at least one sample is needed")
         if self.config.mode != "exact":
             return self.classify(np.stack([decode(blob) for blob in blobs]))
-        keys = [hashing.encoded_key(blob) for blob in blobs]
+        encoded_key = hashing.encoded_key
+        keys = [encoded_key(blob) for blob in blobs]
 
         def fetch(index):
             images = np.stack([decode(blobs[i]) for i in index])
@@ -123,45 +131,84 @@ class Memo(Strategy):
 
     def _answer(self, keys, fetch):
         count = len(keys)
-        found = self._lookup_all(keys)
-        pending = collections.OrderedDict()  # missed key -> positions
-        for position, entry in enumerate(found):
-            if entry is None:
-                pending.setdefault(keys[position], []).append(position)
-        repeats = sum(len(positions) - 1 for positions in pending.values())
-        if pending:
-            result = self.inner.classify(fetch([positions[0] for positions in pending.values()]))
-            with self._lock:
-                for row, (key, positions) in enumerate(pending.items()):
-                    entry = (result.probs[row].copy(), float(result.confidence[row]))
-                    self._store(key, entry)
-                    for position in positions:
-                        found[position] = entry
-        probs = np.stack([entry[0] for entry in found])
-        confidence = np.array([entry[1] for entry in found], dtype=np.float32)
-        misses = len(pending)
-        self._count(samples=count, memo_hits=count - misses, memo_misses=misses,
-                    memo_batch_repeats=repeats)
-        return ClassifyResult(np.argmax(probs, axis=1).astype(np.int64), probs, confidence)
+        with self._lock:
+            slots = self._lookup_all(keys)
+            if -1 not in slots:  # every sample a hit: one gather, nothing else
+                index = np.array(slots, dtype=np.intp)
+                probs = self._probs.take(index, axis=0)
+                confidence = self._conf.take(index)
+                counters = self._counters
+                counters["samples"] += count
+                counters["memo_hits"] += count
+                return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs,
+                                      confidence)
+            hit_slots = [slot for slot in slots if slot >= 0]
+            if hit_slots:  # gathered now: once the lock is released their slots may be reused
+                index = np.array(hit_slots, dtype=np.intp)
+                hit_probs, hit_conf = self._probs.take(index, axis=0), self._conf.take(index)
+        # where each position's answer comes from: hit k -> k, missed key row r -> hits + r
+        hits = len(hit_slots)
+        pending = {}  # missed key -> its row in the inner batch
+        fetched = []  # the first position of each missed key, in row order
+        source = []
+        hit_number = 0
+        for position, slot in enumerate(slots):
+            if slot >= 0:
+                source.append(hit_number)
+                hit_number += 1
+            else:
+                key = keys[position]
+                row = pending.get(key)
+                if row is None:
+                    row = pending[key] = len(fetched)
+                    fetched.append(position)
+                source.append(hits + row)
+        misses = len(fetched)
+        result = self.inner.classify(fetch(fetched))
+        new_probs = np.asarray(result.probs, dtype=np.float32)
+        new_conf = np.asarray(result.confidence, dtype=np.float32)
+        if misses == count:  # no hits and no repeats: the inner answer is the answer
+            probs, confidence = new_probs.copy(), new_conf.copy()
+        else:
+            index = np.array(source, dtype=np.intp)
+            if hits:
+                if hit_probs.shape[1] != new_probs.shape[1]:
+                    raise InputError("the inner strategy gave {} classes, the memo holds {}"
+                                     .format(new_probs.shape[1], hit_probs.shape[1]))
+                new_probs_all = np.concatenate((hit_probs, new_probs))
+                new_conf_all = np.concatenate((hit_conf, new_conf))
+            else:
+                new_probs_all, new_conf_all = new_probs, new_conf
+            probs = new_probs_all.take(index, axis=0)
+            confidence = new_conf_all.take(index)
+        with self._lock:
+            self._store_rows([keys[position] for position in fetched], new_probs, new_conf)
+            counters = self._counters
+            counters["samples"] += count
+            counters["memo_hits"] += count - misses
+            counters["memo_misses"] += misses
+            counters["memo_batch_repeats"] += count - hits - misses
+        return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs, confidence)
 
     def _lookup_all(self, keys):
-        found = [None] * len(keys)
-        with self._lock:
-            entries = self._entries
-            for position, key in enumerate(keys):
-                entry = entries.get(key)
-                if entry is not None:
-                    entries.move_to_end(key)
-                    found[position] = entry
-            if self.config.hamming and entries:
-                missing = [i for i, entry in enumerate(found) if entry is None]
-                if missing:
-                    self._near_lookup(keys, missing, found)
-        return found
+        """The slot of each key (-1: not stored), touching each found key in the LRU, in order.
+        Call with the lock held."""
+        entries = self._slots
+        slots = list(map(entries.get, keys, itertools.repeat(-1, len(keys))))
+        touch = entries.move_to_end
+        if -1 not in slots:
+            collections.deque(map(touch, keys), 0)  # every key found: touch them all, in C
+            return slots
+        for key, slot in zip(keys, slots):
+            if slot >= 0:
+                touch(key)
+        if self.config.hamming and entries:
+            self._near_lookup(keys, [i for i, slot in enumerate(slots) if slot < 0], slots)
+        return slots
 
-    def _near_lookup(self, keys, missing, found):
+    def _near_lookup(self, keys, missing, slots):
         if self._hash_cache is None:
-            stored = list(self._entries.keys())
+            stored = list(self._slots.keys())
             self._hash_cache = (stored, np.array(stored, dtype=np.uint64))
         stored, array = self._hash_cache
         distances = hashing.hamming(np.array([keys[i] for i in missing], dtype=np.uint64), array)
@@ -169,28 +216,65 @@ class Memo(Strategy):
         for row, position in enumerate(missing):
             if distances[row, nearest[row]] <= self.config.hamming:
                 key = stored[nearest[row]]
-                self._entries.move_to_end(key)
-                found[position] = self._entries[key]
+                self._slots.move_to_end(key)
+                slots[position] = self._slots[key]
 
-    def _store(self, key, entry):
-        entries = self._entries
-        if key in entries:
+    def _store_rows(self, keys, probs, confidence):
+        """Store ``keys[i]`` -> row ``i`` of ``probs``/``confidence`` (a key already stored keeps
+        its answer), evicting the least recently used beyond the bounds. Call with the lock held."""
+        if not len(keys):
             return
-        entries[key] = entry
-        self._bytes += entry[0].nbytes + ENTRY_OVERHEAD_BYTES
-        self._hash_cache = None
+        classes = probs.shape[1]
+        if self._probs is None or (not self._slots and self._probs.shape[1] != classes):
+            self._probs = np.zeros((0, classes), dtype=np.float32)
+            self._conf = np.zeros(0, dtype=np.float32)
+            self._free = []
+        elif self._probs.shape[1] != classes:
+            raise InputError("the inner strategy gave {} classes, the memo holds {}".format(
+                classes, self._probs.shape[1]))
+        entry_bytes = classes * 4 + ENTRY_OVERHEAD_BYTES
+        entries, free = self._slots, self._free
+        max_entries, max_bytes = self.config.max_entries, self.config.max_bytes
+        written = {}  # slot -> row, the last write to a slot wins
         evicted = 0
-        while len(entries) > self.config.max_entries or (
-                self._bytes > self.config.max_bytes and len(entries) > 1):
-            _, old = entries.popitem(last=False)
-            self._bytes -= old[0].nbytes + ENTRY_OVERHEAD_BYTES
-            evicted += 1
-        if self._bytes > self.config.max_bytes:  # one entry larger than the whole budget
-            _, old = entries.popitem(last=False)
-            self._bytes -= old[0].nbytes + ENTRY_OVERHEAD_BYTES
-            evicted += 1
+        for row, key in enumerate(keys):
+            if key in entries:
+                continue
+            size, used = len(entries) + 1, self._bytes + entry_bytes
+            while size > max_entries or (used > max_bytes and size > 1):
+                _, slot = entries.popitem(last=False)  # the least recently used
+                free.append(slot)
+                size, used = size - 1, used - entry_bytes
+                evicted += 1
+            if used > max_bytes:  # one entry larger than the whole budget: not kept
+                evicted += 1
+                continue
+            if not free:
+                self._grow(entry_bytes)
+            slot = free.pop()
+            entries[key] = slot
+            self._bytes = used
+            written[slot] = row
+        if written:
+            self._hash_cache = None
+            slots = np.fromiter(written.keys(), dtype=np.intp, count=len(written))
+            rows = np.fromiter(written.values(), dtype=np.intp, count=len(written))
+            self._probs[slots] = probs[rows]
+            self._conf[slots] = confidence[rows]
         if evicted:
             self._counters["memo_evictions"] += evicted
+
+    def _grow(self, entry_bytes):
+        """Double the store's capacity (at most the most entries the bounds allow)."""
+        capacity = len(self._probs)
+        bound = max(1, min(self.config.max_entries, self.config.max_bytes // entry_bytes))
+        grown = max(capacity + 1, min(max(2 * capacity, 64), bound))
+        probs = np.zeros((grown, self._probs.shape[1]), dtype=np.float32)
+        probs[:capacity] = self._probs
+        conf = np.zeros(grown, dtype=np.float32)
+        conf[:capacity] = self._conf
+        self._probs, self._conf = probs, conf
+        self._free.extend(range(grown - 1, capacity - 1, -1))  # pop() hands out the lowest first
 
     # -- counters ------------------------------------------------------------------------------
     def _counter_names(self):
@@ -202,18 +286,19 @@ class Memo(Strategy):
                  for key, value in inner.items()}
         with self._lock:
             stats.update(self._counters)
-            stats["memo_entries"] = len(self._entries)
+            stats["memo_entries"] = len(self._slots)
             stats["memo_bytes"] = self._bytes
         stats["memo_hit_rate"] = stats["memo_hits"] / stats["samples"] if stats["samples"] else 0.0
         return stats
 
     def __len__(self):
-        return len(self._entries)
+        return len(self._slots)
 
     def clear(self):
         """Forget every stored answer (counters stay)."""
         with self._lock:
-            self._entries.clear()
+            self._slots.clear()
+            self._free = list(range(len(self._conf) - 1, -1, -1))
             self._bytes = 0
             self._hash_cache = None
 
@@ -232,10 +317,11 @@ class Memo(Strategy):
             raise InputError("no memo file given (set memo 'path' or pass one to save())")
         identity = self.inner.identity()
         with self._lock:
-            keys = list(self._entries.keys())
-            values = list(self._entries.values())
-        classes = values[0][0].shape[0] if values else 0
-        probs = np.stack([v[0] for v in values]) if values else np.zeros((0, classes), np.float32)
+            keys = list(self._slots.keys())
+            slots = np.fromiter(self._slots.values(), dtype=np.intp, count=len(keys))
+            classes = self._probs.shape[1] if self._probs is not None else 0
+            probs = self._probs[slots] if keys else np.zeros((0, classes), np.float32)
+            confidence = self._conf[slots]
         if self.config.mode == "exact":
             high = np.array([k >> 64 for k in keys], dtype=np.uint64)
             low = np.array([k & 0xFFFFFFFFFFFFFFFF for k in keys], dtype=np.uint64)
@@ -245,7 +331,7 @@ class Memo(Strategy):
         buffer = io.BytesIO()
         np.savez(buffer, format=np.array(_FILE_FORMAT), identity=np.array(identity),
                  key_kind=np.array(self.config.key_kind()), key_high=high, key_low=low,
-                 probs=probs, confidence=np.array([v[1] for v in values], dtype=np.float32))
+                 probs=probs, confidence=confidence)
         write_bytes_atomic(path, buffer.getvalue())
         return path
 
@@ -270,13 +356,16 @@ class Memo(Strategy):
         except Exception as exc:  # noqa: BLE001 - a damaged cache is only a lost cache
             return self._start_empty(path, "it is unreadable ({})".format(
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        if self.config.mode == "exact":
+            keys = [(h << 64) | l for h, l in zip(high.tolist(), low.tolist())]
+        else:
+            keys = low.tolist()
         with self._lock:
-            for i in range(len(low)):
-                key = (int(high[i]) << 64) | int(low[i]) if self.config.mode == "exact" \
-                    else int(low[i])
-                self._store(key, (np.array(probs[i], dtype=np.float32), float(confidence[i])))
+            if keys:
+                self._store_rows(keys, np.asarray(probs, dtype=np.float32).reshape(len(keys), -1),
+                                 np.asarray(confidence, dtype=np.float32).reshape(-1))
             self._counters["memo_evictions"] = 0
-        return "loaded {} entries from {}".format(len(self._entries), path)
+        return "loaded {} entries from {}".format(len(self._slots), path)
 
     def _start_empty(self, path, why):
         message = "memo file {} not used, starting empty: {}".format(path, why)

@@ -29,11 +29,31 @@ def softmax_and_max(logits):
     """``(softmax(logits), its row maxima)``: the largest probability is exactly ``1 / sum`` (the
     top logit's exp(0) = 1 divided by the row sum), which saves a second pass."""
     logits = np.asarray(logits, dtype=np.float32)
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    rows, columns = logits.shape if logits.ndim == 2 else (0, 0)
+    if rows and columns and logits.flags.c_contiguous:
+        # the row maxima read at the arg-maxima: the same values (NaN rows included) as
+        # ``logits.max(axis=1)``, a few times cheaper on small batches
+        top = logits.reshape(-1).take(logits.argmax(axis=1) + _row_starts(rows, columns))
+        shifted = logits - top.reshape(rows, 1)
+    else:
+        shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     total = shifted.sum(axis=1, keepdims=True)
     shifted /= total
     return shifted, np.reciprocal(total).reshape(-1)
+
+
+_ROW_STARTS = {}
+
+
+def _row_starts(rows, columns):
+    """``arange(rows) * columns`` (cached: batches repeat their shapes)."""
+    starts = _ROW_STARTS.get((rows, columns))
+    if starts is None:
+        if len(_ROW_STARTS) > 64:
+            _ROW_STARTS.clear()
+        starts = _ROW_STARTS[(rows, columns)] = np.arange(rows, dtype=np.intp) * columns
+    return starts
 
 
 def confidence(probs, score="max_softmax"):

@@ -11,6 +11,7 @@ class Single(Strategy):
     ``output_is_probs`` says it already holds probabilities (default: logits, softmaxed here)."""
 
     kind = "single"
+    confidence_score = "max_softmax"
 
     def __init__(self, engine, output_is_probs=False, output=None):
         if len(engine.inputs) != 1:
@@ -40,8 +41,12 @@ class Single(Strategy):
         if self.num_classes is not None and probs.shape[1] != self.num_classes:
             raise InputError("the engine gave {} classes, its spec says {}".format(
                 probs.shape[1], self.num_classes))
-        self._count(samples=len(images), engine_runs=len(images))
-        return ClassifyResult.from_probs(probs, confidence=top)
+        count = len(images)
+        with self._lock:
+            counters = self._counters
+            counters["samples"] += count
+            counters["engine_runs"] += count
+        return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs, top)
 
     def _counter_names(self):
         return ("samples", "engine_runs")
