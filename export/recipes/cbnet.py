@@ -24,7 +24,7 @@ The target of each image (``target``):
   input of a class has one right answer; with per-image targets, near-identical inputs get
   different targets and MSE drives the output to their blurry average); the output is the image
   the lightweight classifier is surest of, so classifying it takes the least capacity; and it
-  measured best here (digits-hard, the same budget: see docs/readme/recipes.md). The cost: the
+  measured best here (digits-hard, the same budget: see README.md, "Training recipes"). The cost: the
   converted image keeps no style of the input (it is a class template), so the path's accuracy
   is the converter's ability to recognise the class;
 - ``nearest-pixel``: the easy image of the same class nearest to the input in pixel space (an
