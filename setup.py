@@ -26,6 +26,8 @@ setup(
         "ort": ["onnxruntime>=1.10"],
         "host": ["torch>=1.10,<3", "onnx>=1.10", "onnxruntime>=1.10", "onnxscript>=0.1; python_version>='3.9'"],
         "plot": ["matplotlib>=3.3"],
+        "jtop": ["jetson-stats"],
+        "nvml": ["nvidia-ml-py"],
         "dev": ["pytest>=7", "pytest-timeout", "vermin>=1.5"],
     },
     entry_points={"console_scripts": ["toolkit=toolkit.cli.main:main"]},
