@@ -107,6 +107,20 @@ class SysfsValue(object):
             self._handle = None
 
 
+def open_all(values):
+    """Open every :class:`SysfsValue` of ``values``; on a failure close those opened and re-raise."""
+    opened = []
+    try:
+        for value in values:
+            value.open()
+            opened.append(value)
+    except Exception:
+        for value in opened:
+            value.close()
+        raise
+    return opened
+
+
 class Source(object):
     """Base class of power sources; see the module docstring."""
 

@@ -19,7 +19,7 @@ import re
 
 from toolkit.errors import InputError
 from toolkit.power.boards import detect_board, total_policy
-from toolkit.power.sources.base import (PLAUSIBLE, Source, SourceUnavailable, SysfsValue,
+from toolkit.power.sources.base import (PLAUSIBLE, Source, SourceUnavailable, SysfsValue, open_all,
                                         parse_number, read_text)
 
 IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",)
@@ -167,23 +167,15 @@ class Ina3221Source(Source):
 
     def open(self):
         self.close()
-        files = []
-        try:
-            for rail in self.rail_files:
-                if self.driver == "iio":
-                    group = [SysfsValue(rail.power, "mW")]
-                    if self.with_vi:
-                        group += [SysfsValue(rail.voltage, "mV"), SysfsValue(rail.current, "mA")]
-                else:
-                    group = [SysfsValue(rail.voltage, "mV"), SysfsValue(rail.current, "mA")]
-                for value in group:
-                    value.open()
-                    files.append(value)
-        except Exception:
-            for value in files:
-                value.close()
-            raise
-        self._files = files
+        values = []
+        for rail in self.rail_files:
+            if self.driver == "iio":
+                values.append(SysfsValue(rail.power, "mW"))
+                if self.with_vi:
+                    values += [SysfsValue(rail.voltage, "mV"), SysfsValue(rail.current, "mA")]
+            else:
+                values += [SysfsValue(rail.voltage, "mV"), SysfsValue(rail.current, "mA")]
+        self._files = open_all(values)
 
     def read(self):
         values = [f.read() for f in self._files]

@@ -12,7 +12,7 @@ import os
 import re
 
 from toolkit.power.boards import TotalPolicy
-from toolkit.power.sources.base import (Source, SourceUnavailable, SysfsValue, parse_number,
+from toolkit.power.sources.base import (Source, SourceUnavailable, SysfsValue, open_all, parse_number,
                                         read_text)
 
 POWERCAP_DIR = os.path.join("sys", "class", "powercap")
@@ -103,17 +103,7 @@ class RaplSource(Source):
 
     def open(self):
         self.close()
-        files = []
-        try:
-            for domain in self.domains:
-                value = SysfsValue(domain.energy, "uJ")
-                value.open()
-                files.append(value)
-        except Exception:
-            for value in files:
-                value.close()
-            raise
-        self._files = files
+        self._files = open_all([SysfsValue(domain.energy, "uJ") for domain in self.domains])
 
     def read(self):
         return tuple(f.read() / 1000.0 for f in self._files)
