@@ -5,6 +5,7 @@ import os
 
 import click
 
+from toolkit.cli.cmd_run import duplicate_options
 from toolkit.errors import InputError
 from toolkit.power.options import config_from_options, power_options
 
@@ -27,13 +28,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 @click.option("--data", default=None,
               help="Deployment specs: the data to run, e.g. digits:test, digits-hard, a .npz or an "
                    "image folder.")
-@click.option("--duplicate", default=0.0, show_default=True, type=float,
-              help="Deployment specs: share of the samples shown a second time (appended in "
-                   "shuffled order); 1.0 shows every sample twice (what memoization gains from).")
-@click.option("--duplicate-transform", default="none", show_default=True,
-              type=click.Choice(["none", "rotate", "flip"]),
-              help="Deployment specs: how the repeated samples are changed (rotate 90 degrees, flip "
-                   "left-right).")
+@duplicate_options
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random batch / the duplicate shuffle.")
 @power_options(default_source="auto")

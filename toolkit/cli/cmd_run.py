@@ -7,17 +7,25 @@ from toolkit.errors import InputError
 from toolkit.power.options import config_from_options, power_options
 
 
+def duplicate_options(command):
+    """The paper's duplicated-input protocol, shared by ``toolkit run`` and ``toolkit bench``:
+    ``--duplicate`` and ``--duplicate-transform`` (see :func:`load_run_data`)."""
+    command = click.option(
+        "--duplicate-transform", default="none", show_default=True,
+        type=click.Choice(["none", "rotate", "flip"]),
+        help="Copies as they are, rotated by 90 degrees, or mirrored left-right.")(command)
+    return click.option(
+        "--duplicate", default=0.0, show_default=True, type=float,
+        help="Append a shuffled copy of this share of the samples (the paper's protocol: 1.0 "
+             "shows every sample twice).")(command)
+
+
 @click.command("run")
 @click.argument("spec", metavar="SPEC.yaml")
 @click.option("--data", required=True,
               help="digits[:train|val|test], digits16, digits-hard, a .npz file, or an image "
                    "folder (one sub-folder per class; files are hashed before decoding).")
-@click.option("--duplicate", default=0.0, show_default=True, type=float,
-              help="Append a shuffled copy of this share of the samples (the paper's protocol: "
-                   "1.0 shows every sample twice).")
-@click.option("--duplicate-transform", default="none", show_default=True,
-              type=click.Choice(["none", "rotate", "flip"]),
-              help="Copies as they are, rotated by 90 degrees, or mirrored left-right.")
+@duplicate_options
 @click.option("--batch", default=32, show_default=True, type=int, help="Samples per batch.")
 @click.option("-o", "--output", default=None, metavar="PREDICTIONS.csv",
               help="Write the predictions: index, source (image folders), label, class name, "
