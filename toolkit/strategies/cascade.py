@@ -13,6 +13,8 @@ from toolkit.strategies.base import ClassifyResult, Strategy, as_strategy, combi
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 
+_FLOAT32 = np.dtype(np.float32)
+
 
 def check_threshold(threshold):
     """The threshold as a float in [0, 1], or InputError."""
@@ -65,48 +67,54 @@ class Cascade(Strategy):
         self._init_strategy(shape_a, classes_a or classes_b)
 
     def _classify(self, images):
-        result_a = self._first_run(images)
-        probs = result_a.probs
-        conf_a = self._confidence(self.first, result_a)
+        # classify() has checked ``images`` against this cascade's input, which is A's
+        result_a = self.first._classify(images)
+        score = self.score
+        if self.first.confidence_score == score:
+            conf_a = result_a.confidence
+        else:
+            conf_a = score_confidence(result_a.probs, score)
         # compared as in float64, exactly like the threshold search (toolkit.strategies.thresholds)
-        if conf_a.dtype == np.float32:
+        if conf_a.dtype == _FLOAT32:
             handoff = (conf_a < self._threshold32).nonzero()[0]
         else:
             handoff = (conf_a.astype(np.float64) < self.threshold).nonzero()[0]
+        count, handed = len(images), len(handoff)
+        if not handed:  # the common case: A answers every sample
+            self.last_handoff_index = handoff
+            with self._lock:
+                counters = self._counters
+                counters["samples"] += count
+            return ClassifyResult(result_a.labels, result_a.probs, conf_a)
+        probs = result_a.probs
+        subset = images.take(handoff, axis=0)
+        result_b = (self.second._classify(subset) if self._same_input
+                    else self.second.classify(subset))
+        if result_b.probs.shape[1] != probs.shape[1]:
+            raise InputError("the pair's models disagree on the number of classes: {} vs {}"
+                             .format(probs.shape[1], result_b.probs.shape[1]))
+        conf_b = self._confidence(self.second, result_b)
+        probs, labels, confidence = probs.copy(), result_a.labels.copy(), conf_a.copy()
         kept_first = 0
-        labels, confidence = result_a.labels, conf_a
-        if len(handoff):
-            subset = images.take(handoff, axis=0)
-            result_b = (self.second._classify(subset) if self._same_input
-                        else self.second.classify(subset))
-            if result_b.probs.shape[1] != probs.shape[1]:
-                raise InputError("the pair's models disagree on the number of classes: {} vs {}"
-                                 .format(probs.shape[1], result_b.probs.shape[1]))
-            conf_b = self._confidence(self.second, result_b)
-            probs, labels, confidence = probs.copy(), labels.copy(), conf_a.copy()
-            if self.post_check:
-                take_b = conf_b >= conf_a.take(handoff)
-                kept_first = int(len(handoff) - np.count_nonzero(take_b))
-            if kept_first:  # A stays the answer for some: B's rows only where B won
-                rows = handoff[take_b]
-                probs[rows] = result_b.probs[take_b]
-                labels[rows] = result_b.labels[take_b]
-                confidence[rows] = conf_b[take_b]
-            else:  # B is the answer for every handed-off sample
-                probs[handoff] = result_b.probs
-                labels[handoff] = result_b.labels
-                confidence[handoff] = conf_b
+        if self.post_check:
+            take_b = conf_b >= conf_a.take(handoff)
+            kept_first = int(handed - np.count_nonzero(take_b))
+        if kept_first:  # A stays the answer for some: B's rows only where B won
+            rows = handoff[take_b]
+            probs[rows] = result_b.probs[take_b]
+            labels[rows] = result_b.labels[take_b]
+            confidence[rows] = conf_b[take_b]
+        else:  # B is the answer for every handed-off sample
+            probs[handoff] = result_b.probs
+            labels[handoff] = result_b.labels
+            confidence[handoff] = conf_b
         self.last_handoff_index = handoff
         with self._lock:
             counters = self._counters
-            counters["samples"] += len(images)
-            counters["handoffs"] += len(handoff)
+            counters["samples"] += count
+            counters["handoffs"] += handed
             counters["post_check_kept_first"] += kept_first
         return ClassifyResult(labels, probs, confidence)
-
-    def _first_run(self, images):
-        # classify() has checked ``images`` against this cascade's input, which is A's
-        return self.first._classify(images)
 
     def _confidence(self, part, result):
         """The score of ``part``'s answers: its own confidence when it is this score already."""

@@ -30,6 +30,7 @@ LOG = logging.getLogger("toolkit.memo")
 MODES = ("exact", "dhash")
 ENTRY_OVERHEAD_BYTES = 160  # key, confidence, dict slot and array header, roughly, per entry
 _FILE_FORMAT = 1
+_MISSING = -1  # the slot of a key not stored
 
 
 class MemoConfig(object):
@@ -95,6 +96,7 @@ class Memo(Strategy):
         self._slots = collections.OrderedDict()
         self._probs = None  # float32 (capacity, classes), allocated at the first answer
         self._conf = np.zeros(0, dtype=np.float32)
+        self._labels = np.zeros(0, dtype=np.int64)  # arg-max of each stored row (hits skip it)
         self._free = []
         self._bytes = 0
         self._hash_cache = None  # (keys list, uint64 array) for hamming search; None = stale
@@ -109,7 +111,7 @@ class Memo(Strategy):
             keys = hashing.exact_keys(images)
         else:
             keys = hashing.dhash(images, self.config.invariant).tolist()
-        return self._answer(keys, lambda index: images[index])
+        return self._answer(keys, lambda index: images.take(index, axis=0))
 
     def classify_encoded(self, blobs, decode):
         """Classify encoded samples: in ``exact`` mode the file bytes are hashed first and only
@@ -133,62 +135,64 @@ class Memo(Strategy):
         count = len(keys)
         with self._lock:
             slots = self._lookup_all(keys)
-            if -1 not in slots:  # every sample a hit: one gather, nothing else
+            if -1 not in slots:  # every sample a hit: one gather per array, nothing else
                 index = np.array(slots, dtype=np.intp)
-                probs = self._probs.take(index, axis=0)
-                confidence = self._conf.take(index)
                 counters = self._counters
                 counters["samples"] += count
                 counters["memo_hits"] += count
-                return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs,
-                                      confidence)
-            hit_slots = [slot for slot in slots if slot >= 0]
-            if hit_slots:  # gathered now: once the lock is released their slots may be reused
-                index = np.array(hit_slots, dtype=np.intp)
-                hit_probs, hit_conf = self._probs.take(index, axis=0), self._conf.take(index)
-        # where each position's answer comes from: hit k -> k, missed key row r -> hits + r
-        hits = len(hit_slots)
-        pending = {}  # missed key -> its row in the inner batch
-        fetched = []  # the first position of each missed key, in row order
-        source = []
-        hit_number = 0
-        for position, slot in enumerate(slots):
-            if slot >= 0:
-                source.append(hit_number)
-                hit_number += 1
-            else:
-                key = keys[position]
-                row = pending.get(key)
-                if row is None:
-                    row = pending[key] = len(fetched)
-                    fetched.append(position)
-                source.append(hits + row)
+                return ClassifyResult(self._labels.take(index), self._probs.take(index, axis=0),
+                                      self._conf.take(index))
+            missed = list(itertools.compress(keys, map(_MISSING.__eq__, slots)))
+            slots = np.array(slots, dtype=np.intp)
+            hits = count - len(missed)
+            if hits:
+                # every position gathered now (a miss reads some valid row, -1 being the last,
+                # overwritten below): once the lock is released the hits' slots may be reused
+                probs = self._probs.take(slots, axis=0)
+                confidence = self._conf.take(slots)
+                labels = self._labels.take(slots)
+        miss_positions = (slots < 0).nonzero()[0]
+        # the first occurrence of each missed key: its row in the inner batch
+        first = {}
+        rows = list(map(first.setdefault, missed, range(len(missed))))
+        if len(first) == len(missed):  # no repeats within the batch (the common case)
+            fetched, fetched_keys, miss_rows = miss_positions, missed, None
+        else:
+            unique = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+            fetched, fetched_keys = miss_positions.take(unique), list(first)
+            rank = np.empty(len(missed), dtype=np.intp)
+            rank[unique] = np.arange(len(unique), dtype=np.intp)
+            miss_rows = rank.take(rows)  # each missed position -> its key's row
         misses = len(fetched)
         result = self.inner.classify(fetch(fetched))
         new_probs = np.asarray(result.probs, dtype=np.float32)
         new_conf = np.asarray(result.confidence, dtype=np.float32)
+        new_labels = new_probs.argmax(axis=1).astype(np.int64, copy=False)
         if misses == count:  # no hits and no repeats: the inner answer is the answer
-            probs, confidence = new_probs.copy(), new_conf.copy()
+            probs, confidence, labels = new_probs.copy(), new_conf.copy(), new_labels
+        elif not hits:  # repeats only: every position reads its key's row
+            probs = new_probs.take(miss_rows, axis=0)
+            confidence, labels = new_conf.take(miss_rows), new_labels.take(miss_rows)
         else:
-            index = np.array(source, dtype=np.intp)
-            if hits:
-                if hit_probs.shape[1] != new_probs.shape[1]:
-                    raise InputError("the inner strategy gave {} classes, the memo holds {}"
-                                     .format(new_probs.shape[1], hit_probs.shape[1]))
-                new_probs_all = np.concatenate((hit_probs, new_probs))
-                new_conf_all = np.concatenate((hit_conf, new_conf))
+            if probs.shape[1] != new_probs.shape[1]:
+                raise InputError("the inner strategy gave {} classes, the memo holds {}"
+                                 .format(new_probs.shape[1], probs.shape[1]))
+            if miss_rows is None:
+                probs[miss_positions] = new_probs
+                confidence[miss_positions] = new_conf
+                labels[miss_positions] = new_labels
             else:
-                new_probs_all, new_conf_all = new_probs, new_conf
-            probs = new_probs_all.take(index, axis=0)
-            confidence = new_conf_all.take(index)
+                probs[miss_positions] = new_probs.take(miss_rows, axis=0)
+                confidence[miss_positions] = new_conf.take(miss_rows)
+                labels[miss_positions] = new_labels.take(miss_rows)
         with self._lock:
-            self._store_rows([keys[position] for position in fetched], new_probs, new_conf)
+            self._store_rows(fetched_keys, new_probs, new_conf, new_labels, unique=True)
             counters = self._counters
             counters["samples"] += count
             counters["memo_hits"] += count - misses
             counters["memo_misses"] += misses
             counters["memo_batch_repeats"] += count - hits - misses
-        return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs, confidence)
+        return ClassifyResult(labels, probs, confidence)
 
     def _lookup_all(self, keys):
         """The slot of each key (-1: not stored), touching each found key in the LRU, in order.
@@ -199,9 +203,8 @@ class Memo(Strategy):
         if -1 not in slots:
             collections.deque(map(touch, keys), 0)  # every key found: touch them all, in C
             return slots
-        for key, slot in zip(keys, slots):
-            if slot >= 0:
-                touch(key)
+        # the found keys only, in order (still in C: compress by slot != -1)
+        collections.deque(map(touch, itertools.compress(keys, map(_MISSING.__ne__, slots))), 0)
         if self.config.hamming and entries:
             self._near_lookup(keys, [i for i, slot in enumerate(slots) if slot < 0], slots)
         return slots
@@ -219,22 +222,44 @@ class Memo(Strategy):
                 self._slots.move_to_end(key)
                 slots[position] = self._slots[key]
 
-    def _store_rows(self, keys, probs, confidence):
-        """Store ``keys[i]`` -> row ``i`` of ``probs``/``confidence`` (a key already stored keeps
-        its answer), evicting the least recently used beyond the bounds. Call with the lock held."""
-        if not len(keys):
+    def _store_rows(self, keys, probs, confidence, labels=None, unique=False):
+        """Store ``keys[i]`` -> row ``i`` of ``probs``/``confidence`` (and ``labels``, their
+        arg-max, computed when not given); a key already stored keeps its answer. Evicts the least
+        recently used beyond the bounds. ``unique``: the caller knows ``keys`` has no repeats.
+        Call with the lock held."""
+        count = len(keys)
+        if not count:
             return
         classes = probs.shape[1]
         if self._probs is None or (not self._slots and self._probs.shape[1] != classes):
             self._probs = np.zeros((0, classes), dtype=np.float32)
             self._conf = np.zeros(0, dtype=np.float32)
+            self._labels = np.zeros(0, dtype=np.int64)
             self._free = []
         elif self._probs.shape[1] != classes:
             raise InputError("the inner strategy gave {} classes, the memo holds {}".format(
                 classes, self._probs.shape[1]))
+        if labels is None:
+            labels = probs.argmax(axis=1)
         entry_bytes = classes * 4 + ENTRY_OVERHEAD_BYTES
         entries, free = self._slots, self._free
         max_entries, max_bytes = self.config.max_entries, self.config.max_bytes
+        if (unique and len(free) >= count and len(entries) + count <= max_entries
+                and self._bytes + count * entry_bytes <= max_bytes
+                and not any(map(entries.__contains__, keys))):
+            # the common case: new keys, room for all of them, free slots at hand. The same
+            # slots as the loop below would take (free.pop() order), all at once
+            taken = free[-count:]
+            del free[-count:]
+            taken.reverse()
+            entries.update(zip(keys, taken))
+            self._bytes += count * entry_bytes
+            self._hash_cache = None
+            slots = np.array(taken, dtype=np.intp)
+            self._probs[slots] = probs
+            self._conf[slots] = confidence
+            self._labels[slots] = labels
+            return
         written = {}  # slot -> row, the last write to a slot wins
         evicted = 0
         for row, key in enumerate(keys):
@@ -261,6 +286,7 @@ class Memo(Strategy):
             rows = np.fromiter(written.values(), dtype=np.intp, count=len(written))
             self._probs[slots] = probs[rows]
             self._conf[slots] = confidence[rows]
+            self._labels[slots] = labels[rows]
         if evicted:
             self._counters["memo_evictions"] += evicted
 
@@ -273,7 +299,9 @@ class Memo(Strategy):
         probs[:capacity] = self._probs
         conf = np.zeros(grown, dtype=np.float32)
         conf[:capacity] = self._conf
-        self._probs, self._conf = probs, conf
+        labels = np.zeros(grown, dtype=np.int64)
+        labels[:capacity] = self._labels
+        self._probs, self._conf, self._labels = probs, conf, labels
         self._free.extend(range(grown - 1, capacity - 1, -1))  # pop() hands out the lowest first
 
     # -- counters ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 from toolkit.errors import InputError
 
 SCORES = ("max_softmax", "margin", "entropy")
+_FLOAT32 = np.dtype(np.float32)
 
 
 def check_score(score):
@@ -32,11 +33,19 @@ def softmax_and_max(logits):
     rows, columns = logits.shape if logits.ndim == 2 else (0, 0)
     if rows and columns and logits.flags.c_contiguous:
         # the row maxima read at the arg-maxima: the same values (NaN rows included) as
-        # ``logits.max(axis=1)``, a few times cheaper on small batches
-        top = logits.reshape(-1).take(logits.argmax(axis=1) + _row_starts(rows, columns))
-        shifted = logits - top.reshape(rows, 1)
-    else:
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        # ``logits.max(axis=1)``, a few times cheaper on small batches. The per-row subtraction
+        # and division run on flat arrays with the row values repeated: elementwise the same
+        # operations as broadcasting a column, without numpy's slow short inner loops
+        flat = logits.reshape(-1)
+        index = logits.argmax(axis=1)
+        index += _row_starts(rows, columns)
+        shifted = flat - flat.take(index).repeat(columns)
+        np.exp(shifted, out=shifted)
+        shifted = shifted.reshape(rows, columns)
+        total = shifted.sum(axis=1)
+        shifted /= total.repeat(columns).reshape(rows, columns)
+        return shifted, np.reciprocal(total)
+    shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     total = shifted.sum(axis=1, keepdims=True)
     shifted /= total
@@ -58,17 +67,20 @@ def _row_starts(rows, columns):
 
 def confidence(probs, score="max_softmax"):
     """Per-row confidence of probabilities ``probs`` (N, C) by ``score``; float32 (N,)."""
-    probs = np.asarray(probs, dtype=np.float32)
+    if type(probs) is not np.ndarray or probs.dtype != _FLOAT32:
+        probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 2 or probs.shape[1] < 1:
         raise InputError("probabilities must be 2-D (samples, classes), got shape {}".format(
             probs.shape))
     if score == "max_softmax":
         return probs.max(axis=1)
     if score == "margin":
-        if probs.shape[1] < 2:
+        classes = probs.shape[1]
+        if classes < 2:
             return np.ones(len(probs), dtype=np.float32)
-        top2 = np.partition(probs, probs.shape[1] - 2, axis=1)[:, -2:]
-        return (top2[:, 1] - top2[:, 0]).astype(np.float32)
+        top2 = probs.copy()  # what np.partition does, without its Python wrapper
+        top2.partition(classes - 2, axis=1)
+        return top2[:, -1] - top2[:, -2]  # float32 minus float32: a fresh float32 array
     if score == "entropy":
         classes = probs.shape[1]
         if classes < 2:

@@ -4,6 +4,9 @@ import numpy as np
 from toolkit.errors import InputError
 from toolkit.strategies.base import (ClassifyResult, Strategy, combine_identity, output_spec,
                                      run_chunked, to_probs)
+from toolkit.strategies.scores import softmax_and_max
+
+_INT64 = np.dtype(np.int64)
 
 
 class Single(Strategy):
@@ -37,7 +40,11 @@ class Single(Strategy):
         return run_chunked(engine, images, self.output)
 
     def _classify(self, images):
-        probs, top = to_probs(self._outputs(images), self.output_is_probs)
+        outputs = self._outputs(images)
+        if not self.output_is_probs and getattr(outputs, "ndim", 0) == 2:
+            probs, top = softmax_and_max(outputs)  # the common case: logits (N, C)
+        else:
+            probs, top = to_probs(outputs, self.output_is_probs)
         if self.num_classes is not None and probs.shape[1] != self.num_classes:
             raise InputError("the engine gave {} classes, its spec says {}".format(
                 probs.shape[1], self.num_classes))
@@ -46,7 +53,10 @@ class Single(Strategy):
             counters = self._counters
             counters["samples"] += count
             counters["engine_runs"] += count
-        return ClassifyResult(probs.argmax(axis=1).astype(np.int64, copy=False), probs, top)
+        labels = probs.argmax(axis=1)
+        if labels.dtype != _INT64:
+            labels = labels.astype(_INT64)
+        return ClassifyResult(labels, probs, top)
 
     def _counter_names(self):
         return ("samples", "engine_runs")

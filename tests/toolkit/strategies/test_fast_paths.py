@@ -120,3 +120,111 @@ def test_float32_threshold_bound_compares_like_float64(threshold):
             values.append(value)
     values = np.array(values + [np.float32(np.nan)], dtype=np.float32)
     np.testing.assert_array_equal(values < bound, values.astype(np.float64) < threshold)
+
+
+def _reference_softmax(logits):
+    """The plain broadcasting softmax the flat fast path must match bit for bit."""
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    total = shifted.sum(axis=1, keepdims=True)
+    return shifted / total, (1.0 / total).reshape(-1).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (32, 10), (7, 3), (64, 1000)])
+def test_flat_softmax_equals_the_broadcasting_one_bit_for_bit(shape):
+    from toolkit.strategies.scores import softmax_and_max
+    rng = np.random.RandomState(shape[0] * 7 + shape[1])
+    logits = (rng.randn(*shape) * 30).astype(np.float32)
+    logits[0, 0] = logits[0, -1]  # a tie
+    probs, top = softmax_and_max(logits)
+    expected, expected_top = _reference_softmax(logits)
+    np.testing.assert_array_equal(probs, expected)
+    np.testing.assert_array_equal(top, expected_top)
+    np.testing.assert_array_equal(top, probs.max(axis=1))
+    assert probs.dtype == np.float32 and probs.flags.c_contiguous
+
+
+def test_flat_softmax_keeps_nan_and_inf_rows_like_the_broadcasting_one():
+    from toolkit.strategies.scores import softmax_and_max
+    logits = np.array([[1, np.nan, 2], [np.inf, 0, 1], [-np.inf, 0, 1], [3, 3, 3]], np.float32)
+    with np.errstate(invalid="ignore"):
+        probs, top = softmax_and_max(logits)
+        expected, expected_top = _reference_softmax(logits)
+    np.testing.assert_array_equal(probs, expected)
+    np.testing.assert_array_equal(top, expected_top)
+
+
+@pytest.mark.parametrize("classes", [1, 2, 10])
+def test_margin_equals_top_two_difference(classes):
+    probs = softmax(np.random.RandomState(classes).randn(50, classes).astype(np.float32) * 3)
+    ordered = np.sort(probs, axis=1)
+    expected = (ordered[:, -1] - ordered[:, -2]) if classes > 1 else np.ones(50, np.float32)
+    margin = confidence(probs, "margin")
+    np.testing.assert_array_equal(margin, expected.astype(np.float32))
+    assert margin.dtype == np.float32 and margin.flags.owndata
+    # lists and float64 arrays give the same scores as float32 arrays
+    np.testing.assert_array_equal(confidence(probs.astype(np.float64), "margin"), margin)
+    np.testing.assert_array_equal(confidence(probs.tolist(), "margin"), margin)
+
+
+def test_exact_keys_hash_each_samples_raw_bytes():
+    import xxhash
+
+    from toolkit.strategies.hashing import _seed, exact_keys
+    rng = np.random.RandomState(3)
+    for images in (rng.rand(32, 1, 8, 8).astype(np.float32), rng.rand(5, 3).astype(np.float64),
+                   (rng.rand(4, 2, 3) * 255).astype(np.uint8), rng.rand(6, 4, 4)[:, ::2],
+                   np.zeros((3, 2), np.float32)):
+        contiguous = np.ascontiguousarray(images)
+        seed = _seed(contiguous.dtype, contiguous.shape[1:])
+        expected = [xxhash.xxh3_128_intdigest(row.tobytes(), seed) for row in contiguous]
+        assert exact_keys(images) == expected
+    assert exact_keys(np.zeros((0, 4), np.float32)) == []
+
+
+class _Plain(object):
+    """The memo's answers written plainly: run every sample, no cache."""
+
+    def __init__(self, engine):
+        self.single = Single(engine)
+
+    def classify(self, images):
+        return self.single.classify(images)
+
+
+@pytest.mark.parametrize("max_entries", [3, 20, 1000])
+def test_memo_answers_equal_plain_answers_with_hits_repeats_and_evictions(max_entries):
+    pool = _data(40, seed=6)
+    engine = logits_engine(4, matrix=np.eye(4, dtype=np.float32) * 2.0, identity="m")
+    inner = Cascade(Single(engine), Single(logits_engine(4, identity="b")), 0.3, score="margin")
+    memo = Memo(inner, MemoConfig(max_entries=max_entries))
+    plain = Cascade(Single(engine), Single(logits_engine(4, identity="b")), 0.3, score="margin")
+    rng = np.random.RandomState(7)
+    kinds = set()
+    for step in range(80):
+        index = rng.randint(0, 40, size=rng.randint(1, 33))
+        if step % 10 == 0:
+            index = np.repeat(index[:3], 4)  # repeats only (no hit) at the start of a cycle
+            memo.clear()
+        before = memo.stats()
+        result = memo.classify(pool[index])
+        expected = plain.classify(pool[index])
+        np.testing.assert_array_equal(result.probs, expected.probs)
+        np.testing.assert_array_equal(result.labels, expected.labels)
+        np.testing.assert_array_equal(result.confidence, expected.confidence)
+        assert result.labels.dtype == np.int64 and result.probs.dtype == np.float32
+        after = memo.stats()
+        hits = after["memo_hits"] - before["memo_hits"]
+        repeats = after["memo_batch_repeats"] - before["memo_batch_repeats"]
+        misses = after["memo_misses"] - before["memo_misses"]
+        assert hits + misses == len(index) and misses <= len(set(index.tolist()))
+        kinds.add((hits > repeats, repeats > 0, misses > 0))
+        # the result owns its arrays: writing to it leaves the cache alone
+        result.probs[:] = -1
+        result.labels[:] = -1
+        result.confidence[:] = -1
+    assert (True, True, True) in kinds and (False, True, True) in kinds
+    assert (True, False, False) in kinds or max_entries < 40
+    if max_entries < 40:
+        assert memo.stats()["memo_evictions"] > 0
