@@ -8,6 +8,10 @@ data set that can be had without a download. Harder variants are derived from it
 - ``digits16``: upscaled to 16x16 (bilinear);
 - ``digits-hard``: 16x16, each image randomly rotated (+-30 degrees), shifted (+-2 px) and with
   Gaussian noise (sigma 0.2): hard for a small CNN, still readable for a larger one.
+
+``digits-hard`` is one random draw per image. :func:`hard_redraws` gives more draws of the same
+split's images (same base digits, new rotation, shift and noise): a larger evaluation set without
+leaking training digits into it.
 """
 import os
 
@@ -88,6 +92,30 @@ def harden(images, rotate_deg=30.0, shift_px=2.0, noise_sigma=0.2, seed=0):
         out[i, 0] = ndimage.shift(plane, shift, order=1, mode="constant")
     out += rng.normal(0.0, noise_sigma, size=out.shape).astype(np.float32)
     return np.clip(out, 0.0, 1.0)
+
+
+REDRAW_SEED_BASE = 1000
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def hard_redraws(part, draws, fractions=(0.6, 0.2, 0.2), split_seed=0):
+    """``draws`` extra ``digits-hard`` draws of one split's base digits: a list of Datasets, draw
+    ``k`` (1..draws) being ``harden(base.images, seed=1000 + k)``, where ``base`` is the ``part``
+    ("train", "val" or "test") of ``digits16`` split like ``digits-hard`` (``fractions``,
+    ``split_seed``). Sample ``i`` of every draw is the same base digit as sample ``i`` of the split
+    (so results can be paired or clustered by base digit); deterministic; ``draws=0`` gives []."""
+    if part not in SPLIT_NAMES:
+        raise InputError("unknown split '{}'; use {}".format(part, ", ".join(SPLIT_NAMES)))
+    draws = int(draws)
+    if draws < 0:
+        raise InputError("the number of redraws must be >= 0, got {}".format(draws))
+    if not draws:
+        return []
+    base = dict(zip(SPLIT_NAMES, load_digits_variant("digits16").split(fractions, seed=split_seed)))
+    base = base[part]
+    return [Dataset(harden(base.images, seed=REDRAW_SEED_BASE + k), base.labels, base.class_names,
+                    "digits-hard:{}:redraw{}".format(part, k))
+            for k in range(1, draws + 1)]
 
 
 def _resize_batch(images, size):

@@ -9,7 +9,12 @@ Rules:
 
 - ``best-accuracy`` (the paper's): the threshold of highest cascade accuracy (ties: the cheapest);
 - ``target``: the cheapest threshold whose accuracy >= a target accuracy;
-- ``tolerance``: the cheapest threshold whose accuracy >= (best single model's accuracy - tolerance).
+- ``tolerance``: the cheapest threshold whose accuracy >= (best single model's accuracy - tolerance);
+- ``budget``: the most accurate threshold whose expected cost <= a cost budget (ties: the cheapest).
+  Less prone to the winner's curse than ``target``/``tolerance`` on small validation sets: those
+  pick the lowest threshold at which validation accuracy just crosses the target, i.e. the point
+  where noise in the accuracy estimate decides; a budget binds on the expected cost, whose
+  estimate (a handoff rate) is far less noisy than an accuracy difference of a fraction of a point.
 
 Costs are in any one unit: measured median latency per sample (ms), measured energy per sample
 (mJ), or the analytical energy model's estimate (see :func:`latency_cost_ms`, :func:`model_energy_cost`).
@@ -23,7 +28,7 @@ from toolkit.lazy import lazy_import
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 
-RULES = ("best-accuracy", "target", "tolerance")
+RULES = ("best-accuracy", "target", "tolerance", "budget")
 
 
 def threshold_grid(conf_first, points=1001):
@@ -111,10 +116,27 @@ class ThresholdCurve(object):
         order = np.lexsort((-self.correct_count[candidates], self.expected_cost[candidates]))
         return self._choice(rule, candidates[order[0]])
 
-    def choose(self, rule="best-accuracy", target_accuracy=None, tolerance=None):
-        """Apply ``rule`` (one of :data:`RULES`); None when a target/tolerance is not reachable."""
+    def most_accurate_within(self, cost_budget):
+        """The most accurate threshold whose expected cost <= ``cost_budget`` (ties: the
+        cheapest); None when even handing off nothing costs more than the budget."""
+        cost_budget = float(cost_budget)
+        if not cost_budget >= 0:
+            raise InputError("the cost budget must be >= 0, got {}".format(cost_budget))
+        candidates = np.flatnonzero(self.expected_cost <= cost_budget * (1 + 1e-12))
+        if not len(candidates):
+            return None
+        order = np.lexsort((self.expected_cost[candidates], -self.correct_count[candidates]))
+        return self._choice("budget", candidates[order[0]])
+
+    def choose(self, rule="best-accuracy", target_accuracy=None, tolerance=None, cost_budget=None):
+        """Apply ``rule`` (one of :data:`RULES`); None when a target/tolerance is not reachable
+        or no threshold fits the cost budget."""
         if rule == "best-accuracy":
             return self.best_accuracy()
+        if rule == "budget":
+            if cost_budget is None:
+                raise InputError("rule 'budget' needs a cost budget")
+            return self.most_accurate_within(cost_budget)
         if rule == "target":
             if target_accuracy is None:
                 raise InputError("rule 'target' needs a target accuracy")

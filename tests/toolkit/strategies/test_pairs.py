@@ -77,10 +77,48 @@ def test_tolerance_is_measured_from_the_pools_best_single_model():
     assert "best single model - tolerance 0.01" in evaluation.lines()[1]
 
 
+def test_a_cost_budget_recommends_the_most_accurate_pair_within_it():
+    names, probs, labels = _pool()
+    costs = [1.0, 3.0, 10.0]
+    for budget in (1.5, 4.0, 8.0):
+        evaluation = evaluate_pool(names, probs, labels, costs, cost_unit="ms", cost_budget=budget)
+        candidate, choice, meets = evaluation.recommended()
+        assert meets and choice.rule == "budget" and choice.expected_cost <= budget
+        # brute force over every pair's whole curve: nothing within the budget is more accurate
+        within = [(acc, cost) for c in evaluation.candidates
+                  for acc, cost in zip(c.curve.accuracy, c.curve.expected_cost) if cost <= budget]
+        best = max(acc for acc, _ in within)
+        assert choice.accuracy == pytest.approx(best)
+        assert choice.expected_cost == pytest.approx(min(cost for acc, cost in within
+                                                         if acc == best))
+        assert evaluation.to_dict()["cost_budget"] == budget
+        assert any("most accurate within the budget" in line for line in evaluation.lines())
+    # more budget never recommends a less accurate pair
+    accs = [evaluate_pool(names, probs, labels, costs, cost_budget=b).recommended()[1].accuracy
+            for b in (1.5, 4.0, 8.0, 20.0)]
+    assert accs == sorted(accs) and accs[0] < accs[-1]
+    # a budget below the cheapest model: nothing fits, said so, most accurate pair instead
+    evaluation = evaluate_pool(names, probs, labels, costs, cost_budget=0.5)
+    candidate, choice, meets = evaluation.recommended()
+    assert not meets and choice.rule == "best-accuracy"
+    assert "no pair fits the cost budget" in evaluation.lines()[-1]
+
+
+def test_second_models_limit_the_pairs():
+    names, probs, labels = _pool()
+    evaluation = evaluate_pool(names, probs, labels, [1, 2, 3], second_models=["big"])
+    assert sorted((names[c.first], names[c.second]) for c in evaluation.candidates) == \
+        [("cheap", "big"), ("mid", "big")]
+    assert len(evaluate_pool(names, probs, labels, [1, 2, 3], second_models="mid").candidates) == 2
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"names": ["a"]}, "at least two models"),
     ({"names": ["a", "a", "b"]}, "must differ"),
-    ({"target_accuracy": 0.9, "tolerance": 0.01}, "not both"),
+    ({"target_accuracy": 0.9, "tolerance": 0.01}, "give one of"),
+    ({"tolerance": 0.01, "cost_budget": 2.0}, "give one of"),
+    ({"cost_budget": -1.0}, "cost budget must be >= 0"),
+    ({"second_models": ["huge"]}, "second models must be some of"),
     ({"target_accuracy": 1.5}, "target accuracy must be in"),
     ({"tolerance": -1}, "tolerance must be in"),
 ])

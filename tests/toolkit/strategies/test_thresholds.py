@@ -75,6 +75,30 @@ def test_cheapest_threshold_meeting_a_target_or_a_tolerance():
         curve.choose("cheapest-ever")
 
 
+def test_most_accurate_threshold_within_a_cost_budget():
+    rng = np.random.RandomState(5)
+    labels = rng.randint(0, 4, size=400)
+    p_a, p_b = _probs(rng, 400, 4, 2.0), _probs(rng, 400, 4, 2.0)
+    p_b[np.arange(400), labels] += 3.0
+    p_b /= p_b.sum(axis=1, keepdims=True)
+    curve = threshold_curve(p_a, p_b, labels, cost_first=1.0, cost_second=10.0)
+    for budget in (1.0, 2.5, 6.0, 11.0):
+        choice = curve.most_accurate_within(budget)
+        within = curve.expected_cost <= budget
+        assert choice.rule == "budget" and choice.expected_cost <= budget
+        assert choice.accuracy == pytest.approx(curve.accuracy[within].max())
+        tied = within & (curve.correct_count == curve.correct_count[within].max())
+        assert choice.expected_cost == pytest.approx(curve.expected_cost[tied].min())
+        assert curve.choose("budget", cost_budget=budget).threshold == choice.threshold
+    assert curve.most_accurate_within(1.0).handoff_rate == 0.0  # only A fits
+    assert curve.most_accurate_within(0.99) is None
+    assert curve.most_accurate_within(11.0).accuracy == pytest.approx(curve.accuracy.max())
+    with pytest.raises(InputError, match="needs a cost budget"):
+        curve.choose("budget")
+    with pytest.raises(InputError, match="must be >= 0"):
+        curve.most_accurate_within(-1)
+
+
 def test_default_grid_resolves_confidences_near_one():
     conf = 1.0 - np.geomspace(1e-6, 1e-2, 500)
     grid = threshold_grid(conf, points=101)
