@@ -63,14 +63,22 @@ def pair():
               help="Recommend the cheapest pair and threshold reaching this validation accuracy.")
 @click.option("--tolerance", type=float, default=None,
               help="... or reaching the pool's best single-model accuracy minus this.")
+@click.option("--budget", type=float, default=None, metavar="FRACTION",
+              help="... or: the most accurate pair whose expected cost is at most FRACTION of the "
+                   "most accurate single model's cost (e.g. 0.27). Carries over to new data "
+                   "better than a target on a few hundred validation samples.")
+@click.option("--second", "second_models", multiple=True, metavar="NAME",
+              help="Only pairs handing off to this model (file name without extension; "
+                   "repeatable), e.g. the large model.")
 @_common
-def select(models, target_accuracy, tolerance, data, score, post_check, cost, batch, threads,
-           json_path, plot_path, spec_path, memo, no_progress):
+def select(models, target_accuracy, tolerance, budget, second_models, data, score, post_check,
+           cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
     """Evaluate every ordered pair (A first, B second) of MODELS on validation --data: the
     complementarity matrix (the share of A's errors B gets right; also the share exactly one of
     the two gets right), each pair's best-accuracy threshold and the cheapest threshold meeting
-    --target-accuracy (or --tolerance below the best single model). Without either, the most
-    accurate pair is recommended.
+    --target-accuracy (or --tolerance below the best single model); or, with --budget, the most
+    accurate threshold within that cost. Without any of them, the most accurate pair is
+    recommended.
 
     Expected cost per sample = cost(A) + handoff rate x cost(B), with costs measured as median
     latency per sample here (--cost latency) or estimated by the energy model (--cost energy-model).
@@ -80,15 +88,25 @@ def select(models, target_accuracy, tolerance, data, score, post_check, cost, ba
       toolkit pair select tiny.onnx small.onnx large.onnx --data digits:val --target-accuracy 0.97
       toolkit pair select a.engine b.engine c.engine --data digits:val --tolerance 0.003 \\
           --json pairs.json --plot pairs.png --write-spec deploy.yaml
+      toolkit pair select *.onnx --data digits:val --budget 0.27 --second large_cnn
     """
     from toolkit.strategies.pairs import evaluate_pool
     if len(models) < 2:
         raise InputError("give at least two models to choose a pair from")
-    _check_goal(target_accuracy, tolerance)
+    _check_goal(target_accuracy, tolerance, budget)
+    names = _names(models)
+    unknown = [n for n in second_models if n not in names]
+    if unknown:
+        raise InputError("--second {}: not one of the models ({})".format(
+            unknown[0], ", ".join(names)))
     pool = _evaluate(models, data, cost, batch, threads, not no_progress)
+    cost_budget = None
+    if budget is not None:
+        cost_budget = budget * pool["costs"][int(np.argmax(_accuracies(pool)))]
     evaluation = evaluate_pool(pool["names"], pool["probs"], pool["labels"], pool["costs"],
                                pool["unit"], score=score, post_check=post_check,
-                               target_accuracy=target_accuracy, tolerance=tolerance)
+                               target_accuracy=target_accuracy, tolerance=tolerance,
+                               cost_budget=cost_budget, second_models=list(second_models) or None)
     for line in evaluation.lines():
         click.echo(line)
     candidate, choice, _ = evaluation.recommended()
@@ -113,13 +131,16 @@ def select(models, target_accuracy, tolerance, data, score, post_check, cost, ba
               help="Choose the cheapest threshold reaching this accuracy.")
 @click.option("--tolerance", type=float, default=None,
               help="Choose the cheapest threshold within this of the better single model.")
+@click.option("--budget", type=float, default=None, metavar="FRACTION",
+              help="Choose the most accurate threshold whose expected cost is at most FRACTION of "
+                   "B's cost.")
 @_common
-def threshold(first, second, target_accuracy, tolerance, data, score, post_check, cost, batch,
-              threads, json_path, plot_path, spec_path, memo, no_progress):
+def threshold(first, second, target_accuracy, tolerance, budget, data, score, post_check, cost,
+              batch, threads, json_path, plot_path, spec_path, memo, no_progress):
     """The threshold curve of the fixed pair A -> B on validation --data (accuracy, handoff rate
     and expected cost at every threshold of a fine grid) and the chosen threshold: the paper's
     rule (highest accuracy, ties to the cheapest) unless --target-accuracy or --tolerance asks for
-    the cheapest threshold meeting it.
+    the cheapest threshold meeting it, or --budget for the most accurate one within a cost.
 
     \b
     Examples:
@@ -128,7 +149,7 @@ def threshold(first, second, target_accuracy, tolerance, data, score, post_check
           --cost energy-model --plot curve.png --write-spec deploy.yaml
     """
     from toolkit.strategies.thresholds import threshold_curve
-    _check_goal(target_accuracy, tolerance)
+    _check_goal(target_accuracy, tolerance, budget)
     pool = _evaluate((first, second), data, cost, batch, threads, not no_progress)
     curve = threshold_curve(pool["probs"][0], pool["probs"][1], pool["labels"], score=score,
                             post_check=post_check, cost_first=pool["costs"][0],
@@ -137,6 +158,8 @@ def threshold(first, second, target_accuracy, tolerance, data, score, post_check
     chosen = best
     if target_accuracy is not None or tolerance is not None:
         chosen = curve.cheapest(target_accuracy=target_accuracy, tolerance=tolerance)
+    elif budget is not None:
+        chosen = curve.most_accurate_within(budget * curve.cost_second)
     names = pool["names"]
     click.echo("{} -> {} on {} samples ({}{}), cost in {}".format(
         names[0], names[1], curve.samples, score, ", post-check" if post_check else "",
@@ -147,8 +170,9 @@ def threshold(first, second, target_accuracy, tolerance, data, score, post_check
                                                          curve.cost_second))
     click.echo("best accuracy: " + best.line())
     if chosen is None:
-        click.echo("no threshold reaches the {}; using the best-accuracy threshold".format(
-            "target accuracy" if target_accuracy is not None else "tolerance"))
+        click.echo("no threshold {}; using the best-accuracy threshold".format(
+            "fits the budget" if budget is not None else "reaches the target accuracy"
+            if target_accuracy is not None else "reaches the tolerance"))
         chosen = best
     elif chosen is not best:
         click.echo("chosen: " + chosen.line())
@@ -167,9 +191,11 @@ def threshold(first, second, target_accuracy, tolerance, data, score, post_check
         _write_spec(spec_path, (first, second), names, 0, 1, chosen, score, post_check, memo)
 
 
-def _check_goal(target_accuracy, tolerance):
-    if target_accuracy is not None and tolerance is not None:
-        raise InputError("give --target-accuracy or --tolerance, not both")
+def _check_goal(target_accuracy, tolerance, budget=None):
+    if sum(v is not None for v in (target_accuracy, tolerance, budget)) > 1:
+        raise InputError("give one of --target-accuracy, --tolerance and --budget")
+    if budget is not None and not budget > 0.0:
+        raise InputError("--budget must be a fraction > 0 of a model's cost, got {}".format(budget))
     if target_accuracy is not None and not 0.0 <= target_accuracy <= 1.0:
         raise InputError("--target-accuracy must be in [0, 1], got {}".format(target_accuracy))
     if tolerance is not None and not 0.0 <= tolerance <= 1.0:
@@ -223,6 +249,10 @@ def _evaluate(models, data, cost, batch, threads, progress):
         raise InputError("the models disagree on the number of classes: {}".format(
             ", ".join("{} {}".format(n, p.shape[1]) for n, p in zip(names, probs))))
     return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit}
+
+
+def _accuracies(pool):
+    return [float(np.mean(np.argmax(p, axis=1) == pool["labels"])) for p in pool["probs"]]
 
 
 def _prepared(engine, images):

@@ -70,6 +70,32 @@ def test_threshold_for_a_fixed_pair(pool, tmp_path, capsys):
     assert result["chosen"]["rule"] in ("tolerance", "best-accuracy")
 
 
+def test_select_within_a_budget_handing_off_to_one_model(pool, tmp_path, capsys):
+    out_json = str(tmp_path / "b.json")
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--budget", "0.5",
+                                             "--second", "small", "--cost", "energy-model",
+                                             "--json", out_json, "--no-progress"]) == 0
+    result = json.load(open(out_json))
+    assert {p["second"] for p in result["pairs"]} == {"small"} and len(result["pairs"]) == 2
+    small = [m for m in result["models"] if m["name"] == "small"][0]
+    best = max(result["models"], key=lambda m: m["accuracy"])
+    assert result["cost_budget"] == pytest.approx(0.5 * best["cost"])
+    choice = result["recommended"]["choice"]
+    assert choice["rule"] == "budget" and choice["expected_cost"] <= result["cost_budget"] * 1.0001
+    assert best["name"] == "small" and small["cost"] > choice["expected_cost"]
+
+
+def test_threshold_within_a_budget(pool, tmp_path, capsys):
+    out_json = str(tmp_path / "tb.json")
+    assert main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--budget",
+                 "0.4", "--cost", "energy-model", "--json", out_json, "--no-progress"]) == 0
+    result = json.load(open(out_json))
+    chosen, curve = result["chosen"], result["curve"]
+    assert chosen["rule"] == "budget"
+    assert chosen["expected_cost"] <= 0.4 * curve["cost_second"] * 1.0001
+    assert chosen["handoff_rate"] < 0.4
+
+
 def test_energy_model_costs(pool, tmp_path, capsys):
     pytest.importorskip("onnx")
     out_json = str(tmp_path / "e.json")
@@ -81,7 +107,10 @@ def test_energy_model_costs(pool, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--target-accuracy", "0.9", "--tolerance", "0.01"], "not both"),
+    (["--target-accuracy", "0.9", "--tolerance", "0.01"], "give one of"),
+    (["--budget", "0.3", "--tolerance", "0.01"], "give one of"),
+    (["--budget", "0"], "--budget must be a fraction > 0"),
+    (["--second", "nope"], "--second nope: not one of the models"),
     (["--target-accuracy", "1.5"], "--target-accuracy must be in [0, 1]"),
     (["--tolerance", "-0.1"], "--tolerance must be in [0, 1]"),
     (["--batch", "0"], "--batch must be at least 1"),
