@@ -8,6 +8,9 @@
   about 1/14 of its time on ONNX Runtime;
 - ``mid_resnet``: the large baseline's shape (:class:`export.models.ResNetish`) at a quarter of
   its width (1/16 of its multiply-accumulates, about 1/5 of its time): a mid-priced member;
+- ``half_resnet``: the large baseline's shape at half its width (1/4 of its multiply-accumulates,
+  about 0.3 of its time): not in the default pool; on digits-hard it stays about half a point to
+  a point below ``large_cnn``, so as the second model of a pair it rarely reaches the baseline;
 - ``light_cnn``: ``flat_cnn`` at half width, CBNet's lightweight classifier;
 - :class:`ConvertingAutoencoder`: CBNet's converter (see :mod:`export.recipes.cbnet`).
 
@@ -136,10 +139,16 @@ def mid_resnet(in_channels=1, num_classes=10, input_hw=None):
     return ResNetish(in_channels, num_classes, widths=(8, 16, 32))
 
 
+def half_resnet(in_channels=1, num_classes=10, input_hw=None):
+    """``large_cnn``'s shape at half its width (about 120k parameters, 1/4 of its
+    multiply-accumulates); any image size (``input_hw`` is accepted and ignored)."""
+    return ResNetish(in_channels, num_classes, widths=(16, 32, 64))
+
+
 def converting_autoencoder(in_channels=1, input_hw=(16, 16), widths=(16, 48), latent=64, blocks=1):
     """CBNet's converter for ``input_hw`` images (the defaults are ``toolkit train cbnet``'s)."""
     return ConvertingAutoencoder(in_channels, input_hw, widths, latent, blocks)
 
 
 FACTORIES = {"flat_cnn": flat_cnn, "flat_resnet": flat_resnet, "light_cnn": light_cnn,
-             "mid_resnet": mid_resnet}
+             "mid_resnet": mid_resnet, "half_resnet": half_resnet}

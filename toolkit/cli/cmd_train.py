@@ -19,8 +19,12 @@ def _common(func):
                      help="Folder to write the models, specs and the JSON summary into."),
         click.option("--input-shape", default=None, metavar="CxHxW",
                      help="Image size for an image folder, e.g. 1x16x16."),
-        click.option("--no-augment", is_flag=True,
-                     help="Train without the random rotation (+-10 deg) and shift (+-1 px)."),
+        click.option("--augment", default="default", show_default=True,
+                     type=click.Choice(["default", "hard", "off"]),
+                     help="Training-input augmentation: default = random rotation (+-10 deg) and "
+                          "shift (+-1 px); hard = +-30 deg, +-2 px and noise (sigma 0.1), for "
+                          "data as distorted as digits-hard (it hurts clean data); off."),
+        click.option("--no-augment", is_flag=True, help="Same as --augment off."),
         click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of the initial weights, the batch order and the augmentation "
                           "(the 60/20/20 split is fixed: the one of --data NAME:val elsewhere)."),
@@ -51,7 +55,7 @@ def train():
 
 @train.command("pool", short_help="A pool of CNNs plus the large baseline -> ONNX + pool.json.")
 @_common
-@click.option("--epochs", default=20, show_default=True, type=int,
+@click.option("--epochs", default=40, show_default=True, type=int,
               help="Training epochs of every model.")
 @click.option("--models",
               default="tiny_cnn,small_cnn,depthwise_cnn,flat_cnn,flat_resnet,mid_resnet",
@@ -61,7 +65,7 @@ def train():
                    "flat_resnet, mid_resnet, light_cnn).")
 @click.option("--baseline", default="large_cnn", show_default=True,
               help="The large baseline model, trained and exported with the pool.")
-def pool(data, out_dir, input_shape, no_augment, seed, threads, no_progress, epochs, models,
+def pool(data, out_dir, input_shape, augment, no_augment, seed, threads, no_progress, epochs, models,
          baseline):
     """Train a pool of small CNNs of different shapes and one large baseline on the train split,
     report validation and test accuracy, and export each model to OUT/<name>.onnx (+ sidecar
@@ -71,17 +75,17 @@ def pool(data, out_dir, input_shape, no_augment, seed, threads, no_progress, epo
 
     \b
     Examples:
-      toolkit train pool --data digits-hard --out pool/
+      toolkit train pool --data digits-hard --out pool/ --augment hard
       toolkit train pool --data digits --out pool8/ --epochs 10 --models tiny_cnn,flat_cnn
       toolkit train pool --data photos/ --input-shape 3x32x32 --out pool/
       toolkit pair select pool/*.onnx --data digits-hard:val --tolerance 0.003 \\
           --write-spec pool/deploy.yaml
     """
     _torch_threads(threads)
-    from export.recipes.common import AugmentConfig, load_recipe_data
+    from export.recipes.common import load_recipe_data
     from export.recipes.pool import PoolConfig, train_pool
     config = PoolConfig(models=models, baseline=baseline, epochs=epochs, seed=seed,
-                        augment=AugmentConfig.off() if no_augment else None)
+                        augment=_augment(augment, no_augment))
     dataset = load_recipe_data(data, _shape(input_shape))
     result = train_pool(dataset, out_dir, config, progress=not no_progress)
     for line in result.lines():
@@ -90,7 +94,7 @@ def pool(data, out_dir, input_shape, no_augment, seed, threads, no_progress, epo
 
 @train.command("cbnet", short_help="CBNet: converting autoencoder + lightweight classifier.")
 @_common
-@click.option("--epochs", default=60, show_default=True, type=int,
+@click.option("--epochs", default=120, show_default=True, type=int,
               help="Training epochs of the converting autoencoder.")
 @click.option("--light-epochs", default=20, show_default=True, type=int,
               help="Training epochs of the lightweight classifier (before conversion).")
@@ -111,7 +115,7 @@ def pool(data, out_dir, input_shape, no_augment, seed, threads, no_progress, epo
               help="Channels of the converter's two encoder stages.")
 @click.option("--ae-latent", default=64, show_default=True, type=int,
               help="Size of the converter's bottleneck.")
-def cbnet(data, out_dir, input_shape, no_augment, seed, threads, no_progress, epochs,
+def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_progress, epochs,
           light_epochs, finetune_epochs, target, easy_threshold, min_easy, light, ae_widths,
           ae_latent):
     """CBNet (Mahmud et al., 2024): train a lightweight classifier; call a training image "easy"
@@ -123,19 +127,19 @@ def cbnet(data, out_dir, input_shape, no_augment, seed, threads, no_progress, ep
 
     \b
     Examples:
-      toolkit train cbnet --data digits-hard --out cbnet/
+      toolkit train cbnet --data digits-hard --out cbnet/ --augment hard --epochs 200
       toolkit train cbnet --data digits-hard --out cbnet/ --target nearest-pixel --epochs 40
       toolkit run cbnet/cbnet.yaml --data digits-hard:test
       toolkit build cbnet/cbnet.onnx --precision fp16 -o cbnet.engine
     """
     _torch_threads(threads)
     from export.recipes.cbnet import CBNetConfig, train_cbnet
-    from export.recipes.common import AugmentConfig, load_recipe_data
+    from export.recipes.common import load_recipe_data
     config = CBNetConfig(light=light, light_epochs=light_epochs, easy_threshold=easy_threshold,
                          min_easy_per_class=min_easy, target=target,
                          ae_widths=_widths(ae_widths), ae_latent=ae_latent, ae_epochs=epochs,
                          finetune_epochs=finetune_epochs, seed=seed,
-                         augment=AugmentConfig.off() if no_augment else None)
+                         augment=_augment(augment, no_augment))
     dataset = load_recipe_data(data, _shape(input_shape))
     result = train_cbnet(dataset, out_dir, config, progress=not no_progress)
     for line in result.lines():
@@ -168,3 +172,10 @@ def _widths(text):
     if len(widths) != 2 or any(w < 1 for w in widths):
         raise InputError("--ae-widths must be two positive integers like 32,64, got '{}'".format(text))
     return widths
+
+
+def _augment(name, no_augment):
+    from export.recipes.common import AugmentConfig
+    if no_augment and name not in ("default", "off"):
+        raise InputError("give --augment {} or --no-augment, not both".format(name))
+    return AugmentConfig.preset("off" if no_augment else name)

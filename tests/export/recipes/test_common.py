@@ -109,3 +109,14 @@ def test_fit_learns_and_is_deterministic(small_recipe_data):
     assert common.accuracy(outputs[0], data.val.labels) > 0.5  # 10 classes: chance is 0.1
     with pytest.raises(InputError, match="300 images but 5 targets"):
         common.fit(model, data.train.images, data.train.labels[:5], config, progress=False)
+
+
+def test_augment_presets():
+    assert common.AugmentConfig.preset("default").to_dict() == common.AugmentConfig().to_dict()
+    assert common.AugmentConfig.preset("off").to_dict() == common.AugmentConfig.off().to_dict()
+    hard, default = common.AugmentConfig.hard(), common.AugmentConfig()
+    assert hard.to_dict() == common.AugmentConfig.preset("hard").to_dict()
+    assert hard.rotate_deg > default.rotate_deg and hard.shift_px > default.shift_px
+    assert hard.noise_sigma > 0 and hard.enabled
+    with pytest.raises(InputError, match="unknown augmentation 'strong'; choose from default"):
+        common.AugmentConfig.preset("strong")

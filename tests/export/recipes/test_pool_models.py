@@ -44,3 +44,10 @@ def test_flat_cnn_weights_reload_through_the_model_loader(tmp_path):
     loaded = load_model("export.recipes.pool_models:flat_cnn", weights=path)
     with torch.no_grad():
         assert torch.allclose(loaded(torch.ones(1, 1, 16, 16)), expected)
+
+
+def test_half_resnet_sits_between_mid_resnet_and_large_cnn():
+    from export.models import large_cnn
+    sizes = [sum(p.numel() for p in model.parameters())
+             for model in (pool_models.mid_resnet(), pool_models.half_resnet(), large_cnn())]
+    assert sizes[0] < sizes[1] < sizes[2]

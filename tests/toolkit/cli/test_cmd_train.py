@@ -66,6 +66,17 @@ def test_train_pool_on_an_npz(small_npz, tmp_path, capsys, one_thread):
     assert summary["config"]["fit"]["augment"]["rotate_deg"] == 10.0
 
 
+def test_train_pool_with_hard_augmentation(small_npz, tmp_path, capsys, one_thread):
+    pytest.importorskip("onnxruntime")
+    out = str(tmp_path / "pool")
+    code = main(["train", "pool", "--data", small_npz, "--out", out, "--epochs", "1",
+                 "--models", "tiny_cnn", "--baseline", "small_cnn", "--augment", "hard",
+                 "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    augment = json.load(open(os.path.join(out, "pool.json")))["config"]["fit"]["augment"]
+    assert augment == {"rotate_deg": 30.0, "shift_px": 2.0, "noise_sigma": 0.1}
+
+
 def test_train_cbnet_without_augmentation(small_npz, tmp_path, capsys, one_thread):
     pytest.importorskip("onnxruntime")
     out = str(tmp_path / "cb")
@@ -94,6 +105,8 @@ def test_train_cbnet_without_augmentation(small_npz, tmp_path, capsys, one_threa
     (["pool", "--data", "{out}", "--out", "{out}", "--input-shape", "1xax16"],
      "shape must look like"),
     (["pool", "--data", "digits", "--out", "{out}", "--threads", "-1"], "--threads must be 0"),
+    (["pool", "--data", "digits", "--out", "{out}", "--augment", "hard", "--no-augment"],
+     "give --augment hard or --no-augment, not both"),
     (["cbnet", "--data", "digits", "--out", "{out}", "--ae-widths", "32"],
      "--ae-widths must be two positive integers"),
     (["cbnet", "--data", "digits", "--out", "{out}", "--easy-threshold", "2"],
