@@ -52,13 +52,19 @@ def test_curve_equals_brute_force(score, post_check):
     assert best.expected_cost == pytest.approx(expected[tied, 2].min())
 
 
-def test_cheapest_threshold_meeting_a_target_or_a_tolerance():
-    rng = np.random.RandomState(4)
+def _curve_with_a_better_second(seed):
+    """A curve over 400 samples of 4 classes where B (10x A's cost) is far more accurate."""
+    rng = np.random.RandomState(seed)
     labels = rng.randint(0, 4, size=400)
     p_a, p_b = _probs(rng, 400, 4, 2.0), _probs(rng, 400, 4, 2.0)
     p_b[np.arange(400), labels] += 3.0
     p_b /= p_b.sum(axis=1, keepdims=True)
     curve = threshold_curve(p_a, p_b, labels, cost_first=1.0, cost_second=10.0)
+    return curve
+
+
+def test_cheapest_threshold_meeting_a_target_or_a_tolerance():
+    curve = _curve_with_a_better_second(seed=4)
     target = 0.5 * (curve.accuracy_first + curve.accuracy_second)
     choice = curve.cheapest(target_accuracy=target)
     ok = curve.accuracy >= target - 1e-12
@@ -76,12 +82,7 @@ def test_cheapest_threshold_meeting_a_target_or_a_tolerance():
 
 
 def test_most_accurate_threshold_within_a_cost_budget():
-    rng = np.random.RandomState(5)
-    labels = rng.randint(0, 4, size=400)
-    p_a, p_b = _probs(rng, 400, 4, 2.0), _probs(rng, 400, 4, 2.0)
-    p_b[np.arange(400), labels] += 3.0
-    p_b /= p_b.sum(axis=1, keepdims=True)
-    curve = threshold_curve(p_a, p_b, labels, cost_first=1.0, cost_second=10.0)
+    curve = _curve_with_a_better_second(seed=5)
     for budget in (1.0, 2.5, 6.0, 11.0):
         choice = curve.most_accurate_within(budget)
         within = curve.expected_cost <= budget
