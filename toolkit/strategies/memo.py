@@ -164,10 +164,11 @@ class Memo(Strategy):
             rank[unique] = np.arange(len(unique), dtype=np.intp)
             miss_rows = rank.take(rows)  # each missed position -> its key's row
         misses = len(fetched)
-        result = self.inner.classify(fetch(fetched))
+        # both fetches give a checked, contiguous float32 batch (the memo input is the inner one)
+        result = self.inner._classify(fetch(fetched))
         new_probs = np.asarray(result.probs, dtype=np.float32)
         new_conf = np.asarray(result.confidence, dtype=np.float32)
-        new_labels = new_probs.argmax(axis=1).astype(np.int64, copy=False)
+        new_labels = np.asarray(result.labels, dtype=np.int64)  # the arg-max of its probs
         if misses == count:  # no hits and no repeats: the inner answer is the answer
             probs, confidence, labels = new_probs.copy(), new_conf.copy(), new_labels
         elif not hits:  # repeats only: every position reads its key's row
@@ -350,9 +351,10 @@ class Memo(Strategy):
             classes = self._probs.shape[1] if self._probs is not None else 0
             probs = self._probs[slots] if keys else np.zeros((0, classes), np.float32)
             confidence = self._conf[slots]
-        if self.config.mode == "exact":
-            high = np.array([k >> 64 for k in keys], dtype=np.uint64)
-            low = np.array([k & 0xFFFFFFFFFFFFFFFF for k in keys], dtype=np.uint64)
+        if self.config.mode == "exact":  # 16-byte keys, stored as the 128-bit integers
+            numbers = [int.from_bytes(k, "big") for k in keys]
+            high = np.array([k >> 64 for k in numbers], dtype=np.uint64)
+            low = np.array([k & 0xFFFFFFFFFFFFFFFF for k in numbers], dtype=np.uint64)
         else:
             high = np.zeros(len(keys), dtype=np.uint64)
             low = np.array(keys, dtype=np.uint64)
@@ -385,7 +387,8 @@ class Memo(Strategy):
             return self._start_empty(path, "it is unreadable ({})".format(
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         if self.config.mode == "exact":
-            keys = [(h << 64) | l for h, l in zip(high.tolist(), low.tolist())]
+            keys = [((h << 64) | l).to_bytes(16, "big")
+                    for h, l in zip(high.tolist(), low.tolist())]
         else:
             keys = low.tolist()
         with self._lock:

@@ -130,6 +130,23 @@ def test_persistence_round_trip(tmp_path):
     assert recorder.samples == 0
 
 
+def test_cache_file_holds_the_xxh3_128_integers(tmp_path):
+    """The file format is independent of the in-memory key type: each key as the two 64-bit
+    halves of xxh3_128's integer (files written by earlier versions load the same)."""
+    import xxhash
+
+    from toolkit.strategies.hashing import _seed
+    path = str(tmp_path / "memo.npz")
+    memo, _ = _memo(MemoConfig(path=path))
+    x = _data(4)
+    memo.classify(x)
+    memo.save()
+    with np.load(path) as archive:
+        stored = {(int(h) << 64) | int(l) for h, l in zip(archive["key_high"], archive["key_low"])}
+    seed = _seed(x.dtype, x.shape[1:])
+    assert stored == {xxhash.xxh3_128_intdigest(row.tobytes(), seed) for row in x}
+
+
 def test_cache_of_other_models_is_not_used(tmp_path, caplog):
     path = str(tmp_path / "memo.npz")
     memo, _ = _memo(MemoConfig(path=path), identity="model-1")
