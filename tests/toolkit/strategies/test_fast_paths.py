@@ -228,3 +228,20 @@ def test_memo_answers_equal_plain_answers_with_hits_repeats_and_evictions(max_en
     assert (True, False, False) in kinds or max_entries < 40
     if max_entries < 40:
         assert memo.stats()["memo_evictions"] > 0
+
+
+def test_entropy_score_equals_the_clipped_formula_bit_for_bit():
+    from toolkit.strategies.scores import confidence, softmax
+    rng = np.random.RandomState(11)
+    probs = softmax((rng.randn(200, 10) * 4).astype(np.float32))
+    probs[0] = np.eye(10, dtype=np.float32)[3]  # one-hot: log(0) clipped
+    probs[1] = 0.1  # uniform: score 0
+    probs[2, :] = 0.0
+    probs[2, 0] = 1.0000001  # a shade above 1, as user-given probabilities can be
+    probs[3, 0] = np.nan
+    clipped = np.clip(probs, 1e-12, 1.0)
+    entropy = -(probs * np.log(clipped)).sum(axis=1)
+    expected = np.clip(1.0 - entropy / np.log(10), 0.0, 1.0).astype(np.float32)
+    got = confidence(probs, "entropy")
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)  # NaN where the reference is NaN
