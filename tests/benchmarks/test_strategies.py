@@ -127,3 +127,12 @@ def test_bad_arguments_are_refused(capsys):
         with pytest.raises(SystemExit) as info:
             bench.main(argv)
         assert info.value.code == 2
+
+
+@pytest.mark.parametrize("args, words", [(["--seeds", "0,x"], "--seeds must be integers"),
+                                         (["--redraws", "-1"], "--redraws must be >= 0")])
+def test_cbnet_seeds_bad_arguments(args, words, capsys):
+    from benchmarks import cbnet_seeds
+    with pytest.raises(SystemExit) as exc:
+        cbnet_seeds.main(args)
+    assert exc.value.code == 2 and words in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""CBNet vs the large baseline across training seeds, on digits-hard.
+
+The strategy benchmark (``benchmarks.strategies``) trains with one seed; a gap of a few samples
+there can be the seed's luck. This run trains, for each ``--seeds`` value, the large baseline
+(``large_cnn``, with ``tiny_cnn`` as the pool's required second member) and CBNet with the strategy
+benchmark's settings (40 pool epochs, 200 converter epochs, the ``hard`` augmentation), and
+measures both on the test split plus ``--redraws`` new draws of its digits
+(``calibration.datasets.hard_redraws``), with the same paired statistics as the strategy
+benchmark: the gap (baseline - CBNet accuracy), its discordant counts, McNemar p and a 95%
+bootstrap interval (draws of one digit resampled together). Accuracy only: speed is the strategy
+benchmark's.
+
+    python -m benchmarks.cbnet_seeds [--quick] [--seeds 0,1,2] [--redraws 8] [--workdir DIR]
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from benchmarks.strategies import AUGMENT, REDRAWS, Settings, paired_gap, predict, redraws, stacked
+
+DATA = "digits-hard"
+
+
+def train_seed(data, folder, seed, settings, log):
+    """Train the baseline and CBNet with ``seed`` into ``folder``; returns their ONNX paths."""
+    from export.recipes.cbnet import CBNetConfig, train_cbnet
+    from export.recipes.common import AugmentConfig
+    from export.recipes.pool import PoolConfig, train_pool
+    augment = AugmentConfig.preset(AUGMENT[DATA])
+    start = time.perf_counter()
+    pool = train_pool(data, os.path.join(folder, "pool"),
+                      PoolConfig(models=["tiny_cnn"], baseline="large_cnn",
+                                 epochs=settings.pool_epochs, augment=augment, seed=seed),
+                      progress=False)
+    cbnet = train_cbnet(data, os.path.join(folder, "cbnet"),
+                        CBNetConfig(ae_epochs=settings.cbnet_epochs, augment=augment, seed=seed),
+                        progress=False)
+    log("  seed {}: trained in {:.0f} s".format(seed, time.perf_counter() - start))
+    return (os.path.join(folder, "pool", pool.entry("large_cnn")["onnx"]),
+            os.path.join(folder, "cbnet", cbnet.to_dict()["files"]["cbnet"]))
+
+
+def evaluate(paths, images, labels, batch):
+    """Per sample: is each model (ONNX Runtime, one thread) right."""
+    from engines.load import load_engine
+    from toolkit.strategies import Single
+    right = []
+    for path in paths:
+        engine = load_engine(path, threads=1)
+        try:
+            right.append(np.argmax(predict(Single(engine), images, batch), 1) == labels)
+        finally:
+            engine.close()
+    return right
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer epochs, two seeds (a smoke run, not a result)")
+    parser.add_argument("--seeds", default=None, help="comma separated (default 0,1,2; quick 0,1)")
+    parser.add_argument("--redraws", type=int, default=REDRAWS,
+                        help="new draws of the test digits added (default %(default)s)")
+    parser.add_argument("--workdir", default=None,
+                        help="where models are written (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    if args.redraws < 0:
+        parser.error("--redraws must be >= 0")
+    try:
+        seeds = [int(s) for s in (args.seeds or ("0,1" if args.quick else "0,1,2")).split(",")]
+    except ValueError:
+        parser.error("--seeds must be integers separated by commas, got {!r}".format(args.seeds))
+    import torch
+    torch.set_num_threads(1)
+    from export.recipes.common import load_recipe_data
+    settings = Settings(quick=args.quick)
+
+    def log(text):
+        print(text, file=sys.stderr, flush=True)
+
+    data = load_recipe_data(DATA)
+    images, labels, clusters = stacked([data.test] + redraws(DATA, "test", args.redraws))
+    workdir = args.workdir or tempfile.mkdtemp(prefix="bench-cbnet-seeds-")
+    started = time.perf_counter()
+    rows = []
+    try:
+        for seed in seeds:
+            paths = train_seed(data, os.path.join(workdir, "seed{}".format(seed)), seed, settings,
+                               log)
+            base_right, cbnet_right = evaluate(paths, images, labels, settings.batch)
+            rows.append((seed, float(base_right.mean()), float(cbnet_right.mean()),
+                         paired_gap(base_right, cbnet_right, clusters)))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("CBNet vs large_cnn on {} ({} samples: the test split and {} redraws), {} pool / {} "
+          "converter epochs, '{}' augmentation{}".format(
+              DATA, len(labels), args.redraws, settings.pool_epochs, settings.cbnet_epochs,
+              AUGMENT[DATA], " (--quick)" if args.quick else ""))
+    print("  seed  baseline   CBNet   gap (pts)  95% interval      only base / only CBNet  McNemar p")
+    for seed, base_acc, cbnet_acc, gap in rows:
+        print("  {:>4}  {:.4f}    {:.4f}  {:+.2f}      [{:+.2f}, {:+.2f}]    {:>4} / {:<4}            "
+              "{:.2g}".format(seed, base_acc, cbnet_acc, gap["gap"] * 100, gap["ci95"][0] * 100,
+                              gap["ci95"][1] * 100, gap["only_baseline_right"],
+                              gap["only_other_right"], gap["mcnemar_p"]))
+    gaps = np.array([row[3]["gap"] for row in rows]) * 100
+    print("  mean gap {:+.2f} pts over {} seeds (min {:+.2f}, max {:+.2f}); total {:.0f} s".format(
+        gaps.mean(), len(gaps), gaps.min(), gaps.max(), time.perf_counter() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
