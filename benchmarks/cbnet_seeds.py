@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from benchmarks.strategies import AUGMENT, REDRAWS, Settings, paired_gap, predict, redraws, stacked
+from benchmarks.strategies import (AUGMENT, REDRAWS, Settings, augment_for, paired_gap, predict,
+                                   redraws, stacked)
 
 DATA = "digits-hard"
 
@@ -29,9 +30,8 @@ DATA = "digits-hard"
 def train_seed(data, folder, seed, settings, log):
     """Train the baseline and CBNet with ``seed`` into ``folder``; returns their ONNX paths."""
     from export.recipes.cbnet import CBNetConfig, train_cbnet
-    from export.recipes.common import AugmentConfig
     from export.recipes.pool import PoolConfig, train_pool
-    augment = AugmentConfig.preset(AUGMENT[DATA])
+    augment = augment_for(DATA)
     start = time.perf_counter()
     pool = train_pool(data, os.path.join(folder, "pool"),
                       PoolConfig(models=["tiny_cnn"], baseline="large_cnn",

@@ -235,9 +235,10 @@ def predict(strategy, images, batch):
 
 def cascade_right(probs_first, probs_second, labels, score, post_check, threshold):
     """Per sample: is the cascade (first -> second at ``threshold``) right (as the runtime)."""
+    from toolkit.strategies.cascade import float32_bound
     from toolkit.strategies.scores import confidence
     conf = confidence(probs_first, score)
-    take = conf < threshold
+    take = conf < float32_bound(threshold)  # the runtime's comparison (as in float64)
     if post_check:
         take &= confidence(probs_second, score) >= conf
     answer = np.where(take, np.argmax(probs_second, 1), np.argmax(probs_first, 1))
@@ -278,12 +279,16 @@ def mcnemar_p(b, c):
 
 
 # -- models ----------------------------------------------------------------------------------------
+def augment_for(spec):
+    """The training augmentation of data set ``spec`` (:data:`AUGMENT`; others: the default)."""
+    from export.recipes.common import AugmentConfig
+    return AugmentConfig.preset(AUGMENT.get(spec, "default"))
+
+
 def prepare_pool(data, folder, settings, log):
     """Train the pool into ``folder`` (or reuse it when pool.json matches the settings)."""
-    from export.recipes.common import AugmentConfig
     from export.recipes.pool import PoolConfig, load_pool, train_pool
-    config = PoolConfig(epochs=settings.pool_epochs,
-                        augment=AugmentConfig.preset(AUGMENT.get(data.spec, "default")))
+    config = PoolConfig(epochs=settings.pool_epochs, augment=augment_for(data.spec))
     try:
         cached = load_pool(folder)
         if cached["config"] == json.loads(json.dumps(config.to_dict())) and \
@@ -302,9 +307,7 @@ def prepare_pool(data, folder, settings, log):
 
 def prepare_cbnet(data, folder, settings, log):
     from export.recipes.cbnet import CBNET_FILE, CBNetConfig, train_cbnet
-    from export.recipes.common import AugmentConfig
-    config = CBNetConfig(ae_epochs=settings.cbnet_epochs,
-                         augment=AugmentConfig.preset(AUGMENT.get(data.spec, "default")))
+    config = CBNetConfig(ae_epochs=settings.cbnet_epochs, augment=augment_for(data.spec))
     path = os.path.join(folder, CBNET_FILE)
     if os.path.isfile(path):
         with open(path) as handle:
@@ -372,17 +375,14 @@ def bench_dataset(spec, workdir, settings, log):
     sel_base_right = np.argmax(probs[names.index(baseline_name)], 1) == sel_labels
     base_val_acc = float(np.mean(sel_base_right))
     options, compared = [], 0
+    if settings.rule == "budget":
+        goal = {"cost_budget": settings.budget * base_cost, "second_models": [baseline_name]}
+    else:
+        goal = {"target_accuracy": base_val_acc}
     for score in SCORES:
         for post_check in (False, True):
-            if settings.rule == "budget":
-                evaluation = evaluate_pool(names, probs, sel_labels, costs, "ms per sample",
-                                           score=score, post_check=post_check,
-                                           cost_budget=settings.budget * base_cost,
-                                           second_models=[baseline_name])
-            else:
-                evaluation = evaluate_pool(names, probs, sel_labels, costs, "ms per sample",
-                                           score=score, post_check=post_check,
-                                           target_accuracy=base_val_acc)
+            evaluation = evaluate_pool(names, probs, sel_labels, costs, "ms per sample",
+                                       score=score, post_check=post_check, **goal)
             candidate, choice, meets = evaluation.recommended()
             key = (-choice.accuracy, choice.expected_cost) if settings.rule == "budget" else \
                 (choice.expected_cost, -choice.accuracy)

@@ -134,8 +134,8 @@ class Memo(Strategy):
     def _answer(self, keys, fetch):
         count = len(keys)
         with self._lock:
-            slots = self._lookup_all(keys)
-            if -1 not in slots:  # every sample a hit: one gather per array, nothing else
+            slots, every_found = self._lookup_all(keys)
+            if every_found:  # every sample a hit: one gather per array, nothing else
                 index = np.array(slots, dtype=np.intp)
                 counters = self._counters
                 counters["samples"] += count
@@ -196,19 +196,20 @@ class Memo(Strategy):
         return ClassifyResult(labels, probs, confidence)
 
     def _lookup_all(self, keys):
-        """The slot of each key (-1: not stored), touching each found key in the LRU, in order.
-        Call with the lock held."""
+        """``(slots, every key found)``: the slot of each key (-1: not stored), touching each found
+        key in the LRU, in order. Call with the lock held."""
         entries = self._slots
         slots = list(map(entries.get, keys, itertools.repeat(-1, len(keys))))
         touch = entries.move_to_end
         if -1 not in slots:
             collections.deque(map(touch, keys), 0)  # every key found: touch them all, in C
-            return slots
+            return slots, True
         # the found keys only, in order (still in C: compress by slot != -1)
         collections.deque(map(touch, itertools.compress(keys, map(_MISSING.__ne__, slots))), 0)
         if self.config.hamming and entries:
             self._near_lookup(keys, [i for i, slot in enumerate(slots) if slot < 0], slots)
-        return slots
+            return slots, -1 not in slots
+        return slots, False
 
     def _near_lookup(self, keys, missing, slots):
         if self._hash_cache is None:
