@@ -111,7 +111,8 @@ class Memo(Strategy):
             keys = hashing.exact_keys(images)
         else:
             keys = hashing.dhash(images, self.config.invariant).tolist()
-        return self._answer(keys, lambda index: images.take(index, axis=0))
+        return self._answer(keys, lambda index: images if index is None else
+                            images.take(index, axis=0))
 
     def classify_encoded(self, blobs, decode):
         """Classify encoded samples: in ``exact`` mode the file bytes are hashed first and only
@@ -125,7 +126,8 @@ class Memo(Strategy):
         keys = [encoded_key(blob) for blob in blobs]
 
         def fetch(index):
-            images = np.stack([decode(blobs[i]) for i in index])
+            picked = blobs if index is None else [blobs[i] for i in index]
+            images = np.stack([decode(blob) for blob in picked])
             images = np.ascontiguousarray(images, dtype=np.float32)
             self.inner.check_feeds({"input": images})
             return images
@@ -134,23 +136,28 @@ class Memo(Strategy):
     def _answer(self, keys, fetch):
         count = len(keys)
         with self._lock:
-            slots, every_found = self._lookup_all(keys)
-            if every_found:  # every sample a hit: one gather per array, nothing else
+            slots, found = self._lookup_all(keys)
+            if found == count:  # every sample a hit: one gather per array, nothing else
                 index = np.array(slots, dtype=np.intp)
                 counters = self._counters
                 counters["samples"] += count
                 counters["memo_hits"] += count
                 return ClassifyResult(self._labels.take(index), self._probs.take(index, axis=0),
                                       self._conf.take(index))
-            missed = list(itertools.compress(keys, map(_MISSING.__eq__, slots)))
-            slots = np.array(slots, dtype=np.intp)
-            hits = count - len(missed)
-            if hits:
-                # every position gathered now (a miss reads some valid row, -1 being the last,
-                # overwritten below): once the lock is released the hits' slots may be reused
-                probs = self._probs.take(slots, axis=0)
-                confidence = self._conf.take(slots)
-                labels = self._labels.take(slots)
+            all_new = not found and len(set(keys)) == count
+            if not all_new:
+                missed = list(itertools.compress(keys, map(_MISSING.__eq__, slots)))
+                slots = np.array(slots, dtype=np.intp)
+                hits = count - len(missed)
+                if hits:
+                    # every position gathered now (a miss reads some valid row, -1 being the
+                    # last, overwritten below): once the lock is released the hits' slots may be
+                    # reused
+                    probs = self._probs.take(slots, axis=0)
+                    confidence = self._conf.take(slots)
+                    labels = self._labels.take(slots)
+        if all_new:  # every sample new (and none twice): no gathers, no scatters
+            return self._answer_all_new(keys, fetch)
         miss_positions = (slots < 0).nonzero()[0]
         # the first occurrence of each missed key: its row in the inner batch
         first = {}
@@ -195,21 +202,38 @@ class Memo(Strategy):
             counters["memo_batch_repeats"] += count - hits - misses
         return ClassifyResult(labels, probs, confidence)
 
+    def _answer_all_new(self, keys, fetch):
+        """``_answer`` when no key is stored and none repeats: the inner answer is the answer."""
+        count = len(keys)
+        result = self.inner._classify(fetch(None))
+        probs = np.asarray(result.probs, dtype=np.float32)
+        confidence = np.asarray(result.confidence, dtype=np.float32)
+        labels = np.asarray(result.labels, dtype=np.int64)
+        with self._lock:
+            self._store_rows(keys, probs, confidence, labels, unique=True)
+            counters = self._counters
+            counters["samples"] += count
+            counters["memo_misses"] += count
+        return ClassifyResult(labels, probs.copy(), confidence.copy())
+
     def _lookup_all(self, keys):
-        """``(slots, every key found)``: the slot of each key (-1: not stored), touching each found
-        key in the LRU, in order. Call with the lock held."""
+        """``(slots, found)``: the slot of each key (-1: not stored), touching each found key in
+        the LRU, in order, and how many were found. Call with the lock held."""
         entries = self._slots
-        slots = list(map(entries.get, keys, itertools.repeat(-1, len(keys))))
+        count = len(keys)
+        slots = list(map(entries.get, keys, itertools.repeat(-1, count)))
         touch = entries.move_to_end
-        if -1 not in slots:
+        missing = slots.count(-1)
+        if not missing:
             collections.deque(map(touch, keys), 0)  # every key found: touch them all, in C
-            return slots, True
-        # the found keys only, in order (still in C: compress by slot != -1)
-        collections.deque(map(touch, itertools.compress(keys, map(_MISSING.__ne__, slots))), 0)
+            return slots, count
+        if missing < count:  # the found keys only, in order (still in C: by slot != -1)
+            collections.deque(map(touch, itertools.compress(keys, map(_MISSING.__ne__, slots))),
+                              0)
         if self.config.hamming and entries:
             self._near_lookup(keys, [i for i, slot in enumerate(slots) if slot < 0], slots)
-            return slots, -1 not in slots
-        return slots, False
+            missing = slots.count(-1)
+        return slots, count - missing
 
     def _near_lookup(self, keys, missing, slots):
         if self._hash_cache is None:

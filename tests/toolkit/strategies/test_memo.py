@@ -47,6 +47,30 @@ def test_misses_run_as_one_batch_and_repeats_within_a_batch_run_once():
     assert stats["memo_hits"] == stats["samples"] - stats["inner_samples"] == 5
 
 
+def test_a_batch_of_new_samples_runs_whole_and_is_stored():
+    memo, recorder = _memo()
+    x = _data(5)
+    result = memo.classify(x)  # no key stored, none twice: the inner answer is the answer
+    np.testing.assert_array_equal(recorder.batches[0], x)
+    expected = Single(logits_engine(4)).classify(x)
+    np.testing.assert_array_equal(result.probs, expected.probs)
+    np.testing.assert_array_equal(result.labels, expected.labels)
+    np.testing.assert_array_equal(result.confidence, expected.confidence)
+    stats = memo.stats()
+    assert (stats["memo_misses"], stats["memo_hits"], stats["memo_entries"]) == (5, 0, 5)
+    blobs = [sample.tobytes() for sample in _data(3, seed=1)]
+    decoded = []
+
+    def decode(blob):
+        decoded.append(blob)
+        return np.frombuffer(blob, dtype=np.float32).reshape(1, 1, 4)
+    first = memo.classify_encoded(blobs, decode)
+    assert decoded == blobs and recorder.samples == 8
+    again = memo.classify_encoded(blobs[::-1], decode)
+    assert len(decoded) == 3 and recorder.samples == 8
+    np.testing.assert_array_equal(again.probs, first.probs[::-1])
+
+
 def test_same_bytes_with_another_dtype_or_shape_is_not_a_hit():
     from toolkit.strategies.hashing import exact_keys
     x = np.zeros((1, 1, 1, 4), np.float32)
