@@ -30,18 +30,23 @@ resampled together).
    threshold where noise just lifts validation accuracy over the target, a winner's curse over
    ~250 options (on plain digits it gave +1.39 points on test although validation tied).
    Aim: within 0.3 points of the baseline at <= 30% of its time;
-2. memo on the duplicated protocol (every evaluation sample twice, shuffled; the cache starts
-   empty each pass): ``Memo(cascade)`` vs the baseline on the same stream. Aim: >= 88% less
-   time, and >= 88% less estimated energy (the analytical model, ``toolkit.energy_model``: engine
-   energy per inference x inferences run; hashing is not in the model);
+2. memo on the paper's duplicated protocol (``toolkit.deploy.duplicate``, what ``toolkit bench
+   --duplicate 1.0`` runs: the evaluation set, then a shuffled copy of it; the cache starts empty
+   each pass): ``Memo(cascade)`` vs the baseline on the same stream. Aim: >= 88% less time, and
+   >= 88% less estimated energy (the analytical model, ``toolkit.energy_model``: engine energy per
+   inference x inferences run; hashing is not in the model). Also reported, without an aim: the
+   same on a "mixed" stream, both copies shuffled together (about half of every batch repeats, so
+   the cascade runs on half-size batches);
 3. CBNet (digits-hard): the fused converter + lightweight classifier engine (and the two-stage
    ``Convert`` strategy) vs the baseline. Aim: >= 5x faster at equal or better accuracy;
 4. handoff rate at the chosen threshold vs an oracle router handing off exactly the samples A
    gets wrong (its rate is A's error rate; it is at least as accurate): the ratio (reported, no
    aim); also vs the least an oracle must hand off to equal the cascade's accuracy;
-5. runtime overhead: time inside the strategy but outside the engines (timing proxies around the
-   engines), as a share of engine time, for the cascade and for the memo (aim <= 5%), also in
-   microseconds per sample and as the engine time per sample at which it would be 5%
+5. runtime overhead: a strategy's own bookkeeping as a share of the engine time, aim <= 5%: for
+   the cascade, the time outside its engines (timing proxies around the engines); for the memo,
+   the time outside its inner cascade (a timing proxy around it), on the duplicated stream, so
+   that the cascade's bookkeeping is not counted twice (memo and cascade together are reported
+   too). Also in microseconds per sample and as the engine time per sample at which it would be 5%
    ("break-even"); a memo hit vs a miss on the same batch of 32 (aim: a hit >= 20x cheaper).
 
     python -m benchmarks.strategies [--quick] [--workdir DIR] [--json results.json]
@@ -59,6 +64,7 @@ import numpy as np
 
 from engines.base import Engine
 from toolkit.errors import ToolkitError
+from toolkit.strategies.cascade import Cascade
 
 DATASETS = ("digits", "digits-hard")
 TOLERANCE = 0.003  # 0.3 accuracy points
@@ -66,12 +72,14 @@ AIMS = {
     "cascade_accuracy_gap": ("<=", TOLERANCE, "baseline acc - cascade acc"),
     "cascade_time_ratio": ("<=", 0.30, "cascade time / baseline time"),
     "memo_time_reduction": (">=", 0.88, "1 - memo time / baseline time"),
+    "memo_time_reduction_mixed": ("report", None, "the same, both copies shuffled together"),
     "memo_energy_reduction": (">=", 0.88, "1 - memo energy / baseline energy (estimated)"),
     "cbnet_speedup": (">=", 5.0, "baseline time / CBNet time"),
     "cbnet_accuracy_gap": ("<=", 0.0, "baseline acc - CBNet acc"),
     "handoff_vs_oracle": ("report", None, "handoff rate / oracle handoff rate"),
     "cascade_overhead": ("<=", 0.05, "(strategy - engine time) / engine time"),
-    "memo_overhead": ("<=", 0.05, "(strategy - engine time) / engine time"),
+    "memo_overhead": ("<=", 0.05, "(memo - inner cascade time) / engine time"),
+    "memo_cascade_overhead": ("report", None, "(memo - engine time) / engine time"),
     "memo_hit_speedup": (">=", 20.0, "miss time / hit time, batch of 32"),
 }
 
@@ -141,6 +149,19 @@ class TimedEngine(Engine):
         self._engine.close()
 
 
+class TimedCascade(Cascade):
+    """A cascade that adds up the seconds spent in it (the memo's view of its inner strategy)."""
+
+    seconds = 0.0
+
+    def _classify(self, images):
+        start = time.perf_counter()
+        try:
+            return Cascade._classify(self, images)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def run_pass(strategy, images, batch, before=None):
     """Classify ``images`` in batches; returns (seconds, labels, stats)."""
     if before is not None:
@@ -173,25 +194,35 @@ def timed_rounds(contenders, rounds, batch):
                    "stats": first[name][1]} for name in names}
 
 
-def overhead_share(strategy, engines, images, batch, rounds, before=None, aim=0.05):
-    """The strategy's own time (pass time - time inside ``engines``), medians over rounds: as a
-    share of the engine time (``share``), in microseconds per sample of the stream
-    (``us_per_sample``), the engine time per sample (``engine_us_per_sample``) and the engine time
-    per sample at which the same own time would be ``aim`` of it (``break_even_engine_us``)."""
-    shares, own, inside_all = [], [], []
+def overhead_share(strategy, engines, images, batch, rounds, before=None, aim=0.05, inner=None):
+    """The strategy's own time, medians over rounds: the pass time less the time inside
+    ``engines``, or, with ``inner`` (a timed part the strategy runs, e.g. a memo's cascade), less
+    the time inside ``inner``. As a share of the engine time (``share``), in microseconds per
+    sample of the stream (``us_per_sample``), the engine time per sample
+    (``engine_us_per_sample``) and the engine time per sample at which the same own time would
+    be ``aim`` of it (``break_even_engine_us``). With ``inner`` also the time outside the engines
+    (``with_inner_share``, ``with_inner_us_per_sample``)."""
+    shares, own, inside_all, outside_engines = [], [], [], []
     run_pass(strategy, images, batch, before)
     for _ in range(rounds):
-        for engine in engines:
-            engine.seconds = 0.0
+        for part in list(engines) + ([inner] if inner is not None else []):
+            part.seconds = 0.0
         took, _, _ = run_pass(strategy, images, batch, before)
         inside = sum(engine.seconds for engine in engines)
-        shares.append((took - inside) / inside)
-        own.append((took - inside) / len(images) * 1e6)
+        mine = took - (inner.seconds if inner is not None else inside)
+        shares.append(mine / inside)
+        own.append(mine / len(images) * 1e6)
         inside_all.append(inside / len(images) * 1e6)
+        outside_engines.append(took - inside)
     us = float(np.median(own))
-    return {"share": float(np.median(shares)), "us_per_sample": us,
-            "engine_us_per_sample": float(np.median(inside_all)),
-            "break_even_engine_us": us / aim, "aim": aim, "samples": len(images)}
+    result = {"share": float(np.median(shares)), "us_per_sample": us,
+              "engine_us_per_sample": float(np.median(inside_all)),
+              "break_even_engine_us": us / aim, "aim": aim, "samples": len(images)}
+    if inner is not None:
+        result["with_inner_share"] = float(np.median(
+            np.array(outside_engines) / (np.array(inside_all) * len(images) / 1e6)))
+        result["with_inner_us_per_sample"] = float(np.median(outside_engines)) / len(images) * 1e6
+    return result
 
 
 def hit_vs_miss(memo, batch_images, reps):
@@ -343,7 +374,9 @@ def energy_per_inference(path):
 # -- one data set ----------------------------------------------------------------------------------
 def bench_dataset(spec, workdir, settings, log):
     from export.recipes.common import load_recipe_data
-    from toolkit.strategies import Cascade, Convert, Memo, MemoConfig, Single
+    from calibration.datasets import Dataset
+    from toolkit.deploy import duplicate
+    from toolkit.strategies import Convert, Memo, MemoConfig, Single
     from toolkit.strategies.pairs import evaluate_pool
     from toolkit.strategies.scores import SCORES
 
@@ -400,15 +433,20 @@ def bench_dataset(spec, workdir, settings, log):
 
     # 2. the contenders on the test split (and its duplicated stream)
     cascade = Cascade(singles[first], singles[second], choice.threshold, score, post_check)
-    memo = Memo(Cascade(singles[first], singles[second], choice.threshold, score, post_check),
-                MemoConfig("exact"))
+    inner = TimedCascade(singles[first], singles[second], choice.threshold, score, post_check)
+    memo = Memo(inner, MemoConfig("exact"))
+    # the paper's protocol as `toolkit bench --duplicate 1.0` runs it: the set, then a shuffled
+    # copy; and the mixed stream: both copies shuffled together
+    dup = duplicate(Dataset(eval_images, eval_labels, test.class_names, "eval"), 1.0, seed=0)
+    dup_images, dup_labels = dup.images, dup.labels
     order = np.random.RandomState(0).permutation(2 * len(eval_images))
-    dup_images = np.concatenate([eval_images, eval_images])[order]
-    dup_labels = np.concatenate([eval_labels, eval_labels])[order]
+    mix_images = np.concatenate([eval_images, eval_images])[order]
+    mix_labels = np.concatenate([eval_labels, eval_labels])[order]
     contenders = {"baseline": (singles[baseline_name], eval_images, None),
                   "cascade": (cascade, eval_images, None),
                   "baseline_dup": (singles[baseline_name], dup_images, None),
-                  "memo_dup": (memo, dup_images, memo.clear)}
+                  "memo_dup": (memo, dup_images, memo.clear),
+                  "memo_mixed": (memo, mix_images, memo.clear)}
     cbnet = None
     if spec == "digits-hard":
         cbnet = prepare_cbnet(data, os.path.join(folder, "cbnet"), settings, log)
@@ -447,13 +485,17 @@ def bench_dataset(spec, workdir, settings, log):
     per_sample = {name: timed[name]["seconds"] / len(contenders[name][1]) * 1e3 for name in timed}
     accs = {"baseline": acc("baseline", eval_labels), "cascade": acc("cascade", eval_labels),
             "baseline_dup": acc("baseline_dup", dup_labels),
-            "memo_dup": acc("memo_dup", dup_labels)}
+            "memo_dup": acc("memo_dup", dup_labels),
+            "memo_mixed": acc("memo_mixed", mix_labels)}
     cascade_stats = timed["cascade"]["stats"]
     memo_stats = timed["memo_dup"]["stats"]
     metrics = {
         "cascade_accuracy_gap": accs["baseline"] - accs["cascade"],
         "cascade_time_ratio": timed["cascade"]["seconds"] / timed["baseline"]["seconds"],
         "memo_time_reduction": 1 - timed["memo_dup"]["seconds"] / timed["baseline_dup"]["seconds"],
+        # the baseline's time does not depend on the order: the same images, the same batches
+        "memo_time_reduction_mixed": 1 - timed["memo_mixed"]["seconds"] /
+        timed["baseline_dup"]["seconds"],
     }
 
     # energy (estimated by the analytical model) of what each strategy ran
@@ -489,9 +531,10 @@ def bench_dataset(spec, workdir, settings, log):
     overhead = {"cascade": overhead_share(cascade, pair_engines, eval_images, batch,
                                           settings.rounds),
                 "memo": overhead_share(memo, pair_engines, dup_images, batch, settings.rounds,
-                                       memo.clear)}
+                                       memo.clear, inner=inner)}
     metrics["cascade_overhead"] = overhead["cascade"]["share"]
     metrics["memo_overhead"] = overhead["memo"]["share"]
+    metrics["memo_cascade_overhead"] = overhead["memo"]["with_inner_share"]
     results["overhead"] = overhead
     miss_s, hit_s = hit_vs_miss(memo, np.ascontiguousarray(eval_images[:32]), settings.hit_reps)
     metrics["memo_hit_speedup"] = miss_s / hit_s
@@ -601,10 +644,11 @@ def details(res):
                                     pair["threshold"], ", post-check" if pair["post_check"] else "",
                                     acc["cascade"], ms["cascade"], res["oracle"]["handoff_rate"]))
     out.append("    accuracy gap to the baseline: " + _gap_text(res["gaps"]["cascade"], "cascade"))
-    out.append("  duplicated stream ({} samples): baseline {:.4f} ms/sample; memo(cascade) {:.4f} "
-               "ms/sample, hit rate {:.3f}, accuracy {:.4f}".format(
+    out.append("  duplicated stream ({} samples: the set, then a shuffled copy): baseline {:.4f} "
+               "ms/sample; memo(cascade) {:.4f} ms/sample, hit rate {:.3f}, accuracy {:.4f}; "
+               "mixed (both copies shuffled together): memo(cascade) {:.4f} ms/sample".format(
                    2 * res["eval_samples"], ms["baseline_dup"], ms["memo_dup"],
-                   res["memo_stats"]["memo_hit_rate"], acc["memo_dup"]))
+                   res["memo_stats"]["memo_hit_rate"], acc["memo_dup"], ms["memo_mixed"]))
     oracle = res["oracle"]
     equal = oracle["ratio_at_equal_accuracy"]
     out.append("  oracle: A ({}) is wrong on {:.3f} of samples; the cascade hands off {:.3f}; the "
@@ -612,12 +656,17 @@ def details(res):
                    pair["first"], oracle["oracle_handoff_rate"], oracle["handoff_rate"],
                    oracle["min_oracle_rate_at_equal_accuracy"],
                    "n/a" if equal is None else "{:.2f}".format(equal)))
-    for name, what in (("cascade", "the evaluation set"), ("memo", "the duplicated stream")):
+    for name, what in (("cascade", "the evaluation set outside the engines"),
+                       ("memo", "the duplicated stream outside the cascade")):
         over = res["overhead"][name]
-        out.append("  {} overhead: {:.2f} us per sample of {} outside the engines, {:.1%} of their "
+        out.append("  {} overhead: {:.2f} us per sample of {}, {:.1%} of the engines' "
                    "{:.2f} us; {:.0%} at an engine time of {:.1f} us per sample (break-even)".format(
                        name, over["us_per_sample"], what, over["share"],
                        over["engine_us_per_sample"], over["aim"], over["break_even_engine_us"]))
+    over = res["overhead"]["memo"]
+    out.append("  memo and cascade together: {:.2f} us per sample of the duplicated stream outside "
+               "the engines, {:.1%} of theirs".format(over["with_inner_us_per_sample"],
+                                                      over["with_inner_share"]))
     out.append("  memo: a hit {:.4f} ms vs a miss {:.4f} ms (batch of 32)".format(
         res["memo_hit_ms"], res["memo_miss_ms"]))
     if "cascade_energy_ratio" in res:

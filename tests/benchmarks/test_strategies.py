@@ -122,6 +122,53 @@ def test_overhead_in_absolute_terms():
     assert over["samples"] == 40 and over["aim"] == 0.05
 
 
+class _FakeInner(object):
+    seconds = 0.0
+
+
+class _FakeMemo(_FakeStrategy):
+    """Like _FakeStrategy, and books ``in_inner`` seconds per batch to its inner part."""
+
+    def __init__(self, engine, inner, outside, inside, in_inner):
+        _FakeStrategy.__init__(self, engine, outside, inside)
+        self.inner, self.in_inner = inner, in_inner
+
+    def classify(self, images):
+        self.inner.seconds += self.in_inner
+        return _FakeStrategy.classify(self, images)
+
+
+def test_overhead_outside_an_inner_part():
+    engine, inner = _FakeEngine(), _FakeInner()
+    images = np.zeros((40, 1, 2, 2), dtype=np.float32)  # 4 batches of 10
+    over = bench.overhead_share(_FakeMemo(engine, inner, 0.004, 0.001, 0.002), [engine], images,
+                                10, 3, inner=inner)
+    # per batch ~4 ms in all, 2 ms of it in the inner part (1 ms of that in the engine): own time
+    # ~2 ms (the pass less the inner part), ~3 ms outside the engine
+    assert over["engine_us_per_sample"] == pytest.approx(100.0)
+    assert 150 <= over["us_per_sample"] <= 500
+    assert over["with_inner_us_per_sample"] == pytest.approx(over["us_per_sample"] + 100, rel=0.05)
+    assert over["share"] == pytest.approx(over["us_per_sample"] / 100.0, rel=0.05)
+    assert over["with_inner_share"] == pytest.approx(over["with_inner_us_per_sample"] / 100.0,
+                                                     rel=0.05)
+
+
+def test_timed_cascade_answers_as_the_cascade_and_adds_up_its_seconds():
+    from tests.toolkit.strategies.conftest import linear_image_onnx
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from toolkit.strategies import Cascade
+    rng = np.random.RandomState(0)
+    images = rng.rand(16, 1, 4, 4).astype(np.float32)
+    parts = [OnnxRuntimeEngine(linear_image_onnx(rng.randn(16, 3) * 4, (1, 4, 4)), threads=1)
+             for _ in range(2)]
+    plain = Cascade(parts[0], parts[1], 0.5, "margin", True).classify(images)
+    timed = bench.TimedCascade(parts[0], parts[1], 0.5, "margin", True)
+    result = timed.classify(images)
+    assert np.array_equal(result.labels, plain.labels)
+    assert np.array_equal(result.probs, plain.probs)
+    assert timed.seconds > 0.0
+
+
 def test_bad_arguments_are_refused(capsys):
     for argv in (["--redraws", "-1"], ["--budget", "0"], ["--rule", "fastest"]):
         with pytest.raises(SystemExit) as info:
