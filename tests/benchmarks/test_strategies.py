@@ -142,18 +142,19 @@ def test_overhead_outside_an_inner_part():
     engine, inner = _FakeEngine(), _FakeInner()
     images = np.zeros((40, 1, 2, 2), dtype=np.float32)  # 4 batches of 10
     over = bench.overhead_share(_FakeMemo(engine, inner, 0.004, 0.001, 0.002), [engine], images,
-                                10, 3, inner=inner)
+                                10, 3, parts=[inner])
     # per batch ~4 ms in all, 2 ms of it in the inner part (1 ms of that in the engine): own time
     # ~2 ms (the pass less the inner part), ~3 ms outside the engine
     assert over["engine_us_per_sample"] == pytest.approx(100.0)
     assert 150 <= over["us_per_sample"] <= 500
-    assert over["with_inner_us_per_sample"] == pytest.approx(over["us_per_sample"] + 100, rel=0.05)
+    assert over["outside_engines_us_per_sample"] == pytest.approx(over["us_per_sample"] + 100,
+                                                                  rel=0.05)
     assert over["share"] == pytest.approx(over["us_per_sample"] / 100.0, rel=0.05)
-    assert over["with_inner_share"] == pytest.approx(over["with_inner_us_per_sample"] / 100.0,
-                                                     rel=0.05)
+    assert over["outside_engines_share"] == pytest.approx(
+        over["outside_engines_us_per_sample"] / 100.0, rel=0.05)
 
 
-def test_timed_cascade_answers_as_the_cascade_and_adds_up_its_seconds():
+def test_timed_strategies_answer_as_the_plain_ones_and_add_up_their_seconds():
     from tests.toolkit.strategies.conftest import linear_image_onnx
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     from toolkit.strategies import Cascade
@@ -162,11 +163,13 @@ def test_timed_cascade_answers_as_the_cascade_and_adds_up_its_seconds():
     parts = [OnnxRuntimeEngine(linear_image_onnx(rng.randn(16, 3) * 4, (1, 4, 4)), threads=1)
              for _ in range(2)]
     plain = Cascade(parts[0], parts[1], 0.5, "margin", True).classify(images)
-    timed = bench.TimedCascade(parts[0], parts[1], 0.5, "margin", True)
+    models = [bench.TimedSingle(part) for part in parts]
+    timed = bench.TimedCascade(models[0], models[1], 0.5, "margin", True)
     result = timed.classify(images)
     assert np.array_equal(result.labels, plain.labels)
     assert np.array_equal(result.probs, plain.probs)
-    assert timed.seconds > 0.0
+    assert 0.0 < models[0].seconds + models[1].seconds < timed.seconds
+    assert type(timed).__name__ == "TimedCascade" and isinstance(timed, Cascade)
 
 
 def test_bad_arguments_are_refused(capsys):
@@ -177,9 +180,23 @@ def test_bad_arguments_are_refused(capsys):
 
 
 @pytest.mark.parametrize("args, words", [(["--seeds", "0,x"], "--seeds must be integers"),
-                                         (["--redraws", "-1"], "--redraws must be >= 0")])
+                                         (["--seeds", "3-1"], "--seeds must be integers"),
+                                         (["--redraws", "-1"], "--redraws must be >= 0"),
+                                         (["--cbnet-epochs", "0"], "--cbnet-epochs must be >= 1"),
+                                         (["--finetune-epochs", "0"],
+                                          "--finetune-epochs must be >= 1"),
+                                         (["--split", "train"], "invalid choice")])
 def test_cbnet_seeds_bad_arguments(args, words, capsys):
     from benchmarks import cbnet_seeds
     with pytest.raises(SystemExit) as exc:
         cbnet_seeds.main(args)
     assert exc.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_cbnet_seeds_parse_seeds():
+    from benchmarks.cbnet_seeds import parse_seeds
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0-1, 5") == [0, 1, 5]
+    assert parse_seeds("7") == [7]
+    with pytest.raises(ValueError):
+        parse_seeds("a")
