@@ -127,7 +127,7 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
 
     \b
     Examples:
-      toolkit train cbnet --data digits-hard --out cbnet/ --augment hard --epochs 200
+      toolkit train cbnet --data digits-hard --out cbnet/ --augment hard --epochs 300 --finetune-epochs 10
       toolkit train cbnet --data digits-hard --out cbnet/ --target nearest-pixel --epochs 40
       toolkit run cbnet/cbnet.yaml --data digits-hard:test
       toolkit build cbnet/cbnet.onnx --precision fp16 -o cbnet.engine
