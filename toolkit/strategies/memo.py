@@ -100,6 +100,7 @@ class Memo(Strategy):
         self._free = []
         self._bytes = 0
         self._hash_cache = None  # (keys list, uint64 array) for hamming search; None = stale
+        self._generation = 0  # bumped by every store and clear: keys found absent stay absent
         self._init_strategy(self.inner.inputs[0].shape, self.inner.num_classes)
         self.load_status = "empty"
         if self.config.path and os.path.exists(self.config.path):
@@ -137,6 +138,7 @@ class Memo(Strategy):
         count = len(keys)
         with self._lock:
             slots, found = self._lookup_all(keys)
+            generation = self._generation
             if found == count:  # every sample a hit: one gather per array, nothing else
                 index = np.array(slots, dtype=np.intp)
                 counters = self._counters
@@ -157,7 +159,7 @@ class Memo(Strategy):
                     confidence = self._conf.take(slots)
                     labels = self._labels.take(slots)
         if all_new:  # every sample new (and none twice): no gathers, no scatters
-            return self._answer_all_new(keys, fetch)
+            return self._answer_all_new(keys, fetch, generation)
         miss_positions = (slots < 0).nonzero()[0]
         # the first occurrence of each missed key: its row in the inner batch
         first = {}
@@ -194,7 +196,8 @@ class Memo(Strategy):
                 confidence[miss_positions] = new_conf.take(miss_rows)
                 labels[miss_positions] = new_labels.take(miss_rows)
         with self._lock:
-            self._store_rows(fetched_keys, new_probs, new_conf, new_labels, unique=True)
+            self._store_rows(fetched_keys, new_probs, new_conf, new_labels, unique=True,
+                             absent_since=generation)
             counters = self._counters
             counters["samples"] += count
             counters["memo_hits"] += count - misses
@@ -202,15 +205,17 @@ class Memo(Strategy):
             counters["memo_batch_repeats"] += count - hits - misses
         return ClassifyResult(labels, probs, confidence)
 
-    def _answer_all_new(self, keys, fetch):
-        """``_answer`` when no key is stored and none repeats: the inner answer is the answer."""
+    def _answer_all_new(self, keys, fetch, generation):
+        """``_answer`` when no key is stored (at ``generation``) and none repeats: the inner
+        answer is the answer."""
         count = len(keys)
         result = self.inner._classify(fetch(None))
         probs = np.asarray(result.probs, dtype=np.float32)
         confidence = np.asarray(result.confidence, dtype=np.float32)
         labels = np.asarray(result.labels, dtype=np.int64)
         with self._lock:
-            self._store_rows(keys, probs, confidence, labels, unique=True)
+            self._store_rows(keys, probs, confidence, labels, unique=True,
+                             absent_since=generation)
             counters = self._counters
             counters["samples"] += count
             counters["memo_misses"] += count
@@ -248,14 +253,17 @@ class Memo(Strategy):
                 self._slots.move_to_end(key)
                 slots[position] = self._slots[key]
 
-    def _store_rows(self, keys, probs, confidence, labels=None, unique=False):
+    def _store_rows(self, keys, probs, confidence, labels=None, unique=False, absent_since=None):
         """Store ``keys[i]`` -> row ``i`` of ``probs``/``confidence`` (and ``labels``, their
         arg-max, computed when not given); a key already stored keeps its answer. Evicts the least
-        recently used beyond the bounds. ``unique``: the caller knows ``keys`` has no repeats.
-        Call with the lock held."""
+        recently used beyond the bounds. ``unique``: the caller knows ``keys`` has no repeats;
+        ``absent_since``: the generation at which the caller found none of them stored (no store
+        since means none is stored now). Call with the lock held."""
         count = len(keys)
         if not count:
             return
+        known_absent = absent_since is not None and absent_since == self._generation
+        self._generation += 1
         classes = probs.shape[1]
         if self._probs is None or (not self._slots and self._probs.shape[1] != classes):
             self._probs = np.zeros((0, classes), dtype=np.float32)
@@ -272,7 +280,7 @@ class Memo(Strategy):
         max_entries, max_bytes = self.config.max_entries, self.config.max_bytes
         if (unique and len(free) >= count and len(entries) + count <= max_entries
                 and self._bytes + count * entry_bytes <= max_bytes
-                and not any(map(entries.__contains__, keys))):
+                and (known_absent or not any(map(entries.__contains__, keys)))):
             # the common case: new keys, room for all of them, free slots at hand. The same
             # slots as the loop below would take (free.pop() order), all at once
             taken = free[-count:]
@@ -351,6 +359,7 @@ class Memo(Strategy):
     def clear(self):
         """Forget every stored answer (counters stay)."""
         with self._lock:
+            self._generation += 1
             self._slots.clear()
             self._free = list(range(len(self._conf) - 1, -1, -1))
             self._bytes = 0

@@ -142,6 +142,41 @@ def test_memo_is_thread_safe():
     assert stats["memo_bytes"] == 64 * (4 * 4 + ENTRY_OVERHEAD_BYTES)
 
 
+class _StoresMeanwhile(Single):
+    """A model that, on its first call, has the memo store the same samples first: what another
+    thread can do while the memo runs its misses outside the lock."""
+
+    def __init__(self, engine):
+        Single.__init__(self, engine)
+        self.memo, self.pending = None, None
+
+    def _classify(self, images):
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.memo.classify(pending)
+        return Single._classify(self, images)
+
+
+@pytest.mark.parametrize("batch", [slice(0, 6), [0, 1, 2, 0, 3, 4, 5]])  # all new / with a repeat
+def test_keys_stored_meanwhile_are_not_stored_twice(batch):
+    inner = _StoresMeanwhile(logits_engine(4))
+    memo = Memo(inner, MemoConfig())
+    inner.memo = memo
+    x = _data(6)
+    inner.pending = x[[1, 4]]
+    result = memo.classify(x[batch])
+    np.testing.assert_allclose(result.probs, softmax(x[batch].reshape(-1, 4)), rtol=1e-6)
+    stats = memo.stats()
+    assert stats["memo_entries"] == 6
+    assert stats["memo_bytes"] == 6 * (4 * 4 + ENTRY_OVERHEAD_BYTES)
+    hits = stats["memo_hits"]
+    again = memo.classify(x)
+    assert memo.stats()["memo_hits"] == hits + 6 and memo.stats()["memo_entries"] == 6
+    np.testing.assert_allclose(again.probs, softmax(x.reshape(-1, 4)), rtol=1e-6)
+    memo.clear()
+    assert len(memo) == 0 and memo.stats()["memo_bytes"] == 0
+
+
 def test_persistence_round_trip(tmp_path):
     path = str(tmp_path / "memo.npz")
     memo, _ = _memo(MemoConfig(path=path))
