@@ -178,9 +178,8 @@ class Memo(Strategy):
         new_probs = np.asarray(result.probs, dtype=np.float32)
         new_conf = np.asarray(result.confidence, dtype=np.float32)
         new_labels = np.asarray(result.labels, dtype=np.int64)  # the arg-max of its probs
-        if misses == count:  # no hits and no repeats: the inner answer is the answer
-            probs, confidence, labels = new_probs.copy(), new_conf.copy(), new_labels
-        elif not hits:  # repeats only: every position reads its key's row
+        # (no hits and no repeats went to _answer_all_new)
+        if not hits:  # repeats only: every position reads its key's row
             probs = new_probs.take(miss_rows, axis=0)
             confidence, labels = new_conf.take(miss_rows), new_labels.take(miss_rows)
         else:
