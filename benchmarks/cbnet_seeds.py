@@ -24,8 +24,17 @@ import time
 
 import numpy as np
 
-from benchmarks.strategies import (AUGMENT, REDRAWS, Settings, augment_for, cbnet_config,
-                                   paired_gap, predict, redraws, stacked)
+from benchmarks.strategies import (
+    AUGMENT,
+    REDRAWS,
+    Settings,
+    augment_for,
+    cbnet_config,
+    paired_gap,
+    predict,
+    redraws,
+    stacked,
+)
 
 DATA = "digits-hard"
 

@@ -64,8 +64,8 @@ import time
 
 import numpy as np
 
+from basics.errors import ToolkitError
 from engines.base import Engine
-from toolkit.errors import ToolkitError
 from toolkit.strategies.cascade import Cascade
 from toolkit.strategies.single import Single
 
@@ -395,8 +395,8 @@ def energy_per_inference(path):
 
 # -- one data set ----------------------------------------------------------------------------------
 def bench_dataset(spec, workdir, settings, log):
-    from export.recipes.common import load_recipe_data
     from calibration.datasets import Dataset
+    from export.recipes.common import load_recipe_data
     from toolkit.deploy import duplicate
     from toolkit.strategies import Convert, Memo, MemoConfig
     from toolkit.strategies.pairs import evaluate_pool
@@ -763,7 +763,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - started
     print("total {:.0f} s".format(elapsed))
     if args.json:
-        from toolkit.fileio import write_json_atomic
+        from basics.fileio import write_json_atomic
         write_json_atomic(args.json, {"settings": vars(settings), "aims": {
             k: {"kind": v[0], "aim": v[1], "what": v[2]} for k, v in AIMS.items()},
             "results": _jsonable(results), "seconds": elapsed})

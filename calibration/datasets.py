@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.lazy import lazy_import
 
 BUNDLED = ("digits", "digits16", "digits-hard")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")

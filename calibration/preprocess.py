@@ -16,7 +16,7 @@ Steps of :meth:`Preprocessing.apply`, in order:
 """
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 CHANNEL_ORDERS = ("RGB", "BGR", "L")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

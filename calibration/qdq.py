@@ -17,9 +17,9 @@ import tempfile
 
 import numpy as np
 
-from toolkit.errors import InputError, ToolkitError
-from toolkit.fileio import sha256_file
-from toolkit.lazy import lazy_import
+from basics.errors import InputError, ToolkitError
+from basics.fileio import sha256_file
+from basics.lazy import lazy_import
 
 # algorithm -> onnxruntime.quantization.CalibrationMethod. "entropy2" and "minmax" are the names of
 # TensorRT's calibrators; ONNX Runtime's entropy search runs on a 128-bin histogram (TensorRT's:
@@ -231,9 +231,9 @@ def _only_input(engine, onnx_path):
 def _quantize_to_temp(quantization, onnx_path, output_path, images, name, config, notes,
                       progress):
     """Run ``quantize_static`` into a temp file next to ``output_path``: ``(reader, temp path)``."""
+    from basics.progress import progress_bar
     from calibration.sources import BatchReader
-    from toolkit.benchmarking import progress_bar
-    bar = progress_bar(_count(images, config), progress, desc="calibrate", unit="batch")
+    bar = progress_bar(_count(images, config), "calibrate", "batch", progress)
     folder = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(folder, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(output_path) + ".",

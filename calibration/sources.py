@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.lazy import is_available, lazy_import
+from basics.errors import InputError, MissingDependencyError
+from basics.lazy import is_available, lazy_import
 
 
 class CalibrationSet(object):

@@ -21,9 +21,9 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.fileio import write_bytes_atomic
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.fileio import write_bytes_atomic
+from basics.lazy import lazy_import
 
 ALGORITHMS = ("entropy2", "minmax")
 _BASES = {"entropy2": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}

@@ -8,7 +8,7 @@ the model's :class:`engines.model_metadata.ModelMetadata` (class names, preproce
 """
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 _NDARRAY = np.ndarray
 

@@ -11,13 +11,13 @@ import time
 
 import numpy as np
 
-import toolkit
+from basics import __version__
+from basics.errors import InputError, MissingDependencyError
+from basics.fileio import sha256_file
+from basics.lazy import lazy_import
 from engines.build_config import BuildConfig
 from engines.engine_file import EngineSidecar, version_text, write_engine
 from engines.onnx_checks import check_onnx_file, convert_to_fp16, int8_op_types
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.fileio import sha256_file
-from toolkit.lazy import lazy_import
 
 
 def tensorrt_available():
@@ -80,7 +80,7 @@ def build_engine(onnx_path, output_path, config=None):
         onnxruntime_version=facts.get("onnxruntime_version"),
         source_onnx=os.path.basename(onnx_path), source_onnx_sha256=onnx_sha256,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        build_seconds=round(time.time() - started, 3), toolkit_version=toolkit.__version__,
+        build_seconds=round(time.time() - started, 3), toolkit_version=__version__,
         metadata=metadata, notes=notes)
     return write_engine(output_path, engine_bytes, sidecar)
 

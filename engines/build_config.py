@@ -1,5 +1,5 @@
 """The typed settings of one engine build (``toolkit build``), shared by every backend."""
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("auto", "tensorrt", "onnxruntime")

@@ -18,8 +18,8 @@ import contextlib
 
 import numpy as np
 
-from toolkit.errors import MissingDependencyError
-from toolkit.lazy import is_available, lazy_import
+from basics.errors import MissingDependencyError
+from basics.lazy import is_available, lazy_import
 
 BINDINGS = ("pycuda", "cuda-python")
 _PURPOSE = "moving data between the CPU and the GPU for TensorRT"

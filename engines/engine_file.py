@@ -9,9 +9,9 @@ the inputs/outputs, and the model's metadata (class names, preprocessing).
 import json
 import os
 
+from basics.errors import EngineCompatibilityError, InputError
+from basics.fileio import sha256_bytes, write_bytes_atomic, write_json_atomic
 from engines.base import TensorSpec
-from toolkit.errors import EngineCompatibilityError, InputError
-from toolkit.fileio import sha256_bytes, write_bytes_atomic, write_json_atomic
 
 FORMAT_VERSION = 1
 BACKENDS = ("tensorrt", "onnxruntime")

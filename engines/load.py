@@ -8,10 +8,10 @@ file's sha256, metadata: its ``model.onnx.json`` when present).
 """
 import os
 
+from basics.errors import EngineCompatibilityError, InputError
+from basics.fileio import sha256_file
+from basics.lazy import lazy_import
 from engines.engine_file import read_engine, version_text
-from toolkit.errors import EngineCompatibilityError, InputError
-from toolkit.fileio import sha256_file
-from toolkit.lazy import lazy_import
 
 
 def load_engine(path, threads=0, providers=None):

@@ -7,10 +7,10 @@ embeds :meth:`ModelMetadata.to_dict` of the ONNX it was built from.
 import json
 import os
 
+from basics.errors import InputError
+from basics.fileio import sha256_file, write_json_atomic
 from calibration.preprocess import Preprocessing
 from engines.base import TensorSpec
-from toolkit.errors import InputError
-from toolkit.fileio import sha256_file, write_json_atomic
 
 FORMAT_VERSION = 1
 _FIELDS = ("format", "inputs", "outputs", "class_names", "preprocessing", "onnx_sha256", "opset",

@@ -7,8 +7,8 @@ cheap checks run and the backend's own parser reports the rest.
 import importlib
 import os
 
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.lazy import is_available, lazy_import
+from basics.errors import InputError, MissingDependencyError
+from basics.lazy import is_available, lazy_import
 
 # ops that make an ONNX model an INT8 model ONNX Runtime runs as such (Q/DQ or QOperator format)
 INT8_OPS = frozenset(["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",

@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 
+from basics.errors import InputError
+from basics.lazy import lazy_import
 from engines.base import Engine, TensorSpec
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
 
 # ONNX tensor type strings -> numpy dtypes
 _ORT_TYPES = {

@@ -12,7 +12,7 @@ import platform
 import re
 import sys
 
-import toolkit
+from basics import __version__
 
 # SoC (from /proc/device-tree/compatible) -> what it means for TensorRT
 SOCS = {
@@ -110,7 +110,7 @@ def os_facts(root="/"):
     return {"system": platform.system(), "os": pretty, "kernel": platform.release(),
             "arch": platform.machine(), "cpus": os.cpu_count(), "memory_mb": memory_mb,
             "python": platform.python_version(), "python_executable": sys.executable,
-            "toolkit": toolkit.__version__}
+            "toolkit": __version__}
 
 
 def _module_version(name, attrs=("__version__",)):

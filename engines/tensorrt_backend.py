@@ -20,10 +20,10 @@ import threading
 
 import numpy as np
 
-from engines.base import Engine, TensorSpec
+from basics.errors import EngineCompatibilityError, InputError
+from basics.lazy import is_available, lazy_import
 from engines import cuda_memory
-from toolkit.errors import EngineCompatibilityError, InputError
-from toolkit.lazy import is_available, lazy_import
+from engines.base import Engine, TensorSpec
 
 _LOG = logging.getLogger("toolkit.tensorrt")
 _LOGGERS = {}  # tensorrt module -> its one capturing logger

@@ -12,11 +12,11 @@ import contextlib
 import os
 import warnings
 
+from basics.errors import InputError, MissingDependencyError
+from basics.lazy import lazy_import
 from engines import cuda_memory
 from engines.base import TensorSpec
 from engines.tensorrt_backend import get_logger, numpy_dtype
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.lazy import lazy_import
 
 
 def build_tensorrt(onnx_path, config, trt=None, calibrator=None):

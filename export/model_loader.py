@@ -17,8 +17,8 @@ import importlib.util
 import os
 import sys
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.lazy import lazy_import
 
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
 

@@ -9,13 +9,13 @@ import warnings
 
 import numpy as np
 
+from basics.errors import InputError
+from basics.fileio import sha256_bytes, write_bytes_atomic
+from basics.lazy import lazy_import
 from engines.base import parse_shape
 from engines.model_metadata import ModelMetadata, sidecar_path
 from engines.onnxruntime_backend import OnnxRuntimeEngine
 from export import parity as parity_mod
-from toolkit.errors import InputError
-from toolkit.fileio import sha256_bytes, write_bytes_atomic
-from toolkit.lazy import lazy_import
 
 MIN_OPSET = 9
 JETPACK4_MAX_OPSET = 13  # TensorRT 8.0/8.2's ONNX parser

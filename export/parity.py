@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.lazy import lazy_import
 
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-4

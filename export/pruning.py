@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from basics.errors import InputError
 from export import pruning_channels as channels_mod
 from export.pruning_refit import build_system, flat_weight, set_weight
 from export.training import TrainConfig, accuracy, predict_logits, train_classifier
 from toolkit.energy_model import EnergyModelConfig, estimate_onnx, layer_energy
-from toolkit.errors import InputError
 
 GRANULARITIES = ("weights", "channels")
 

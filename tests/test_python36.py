@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-DEVICE_PACKAGES = ("engines", "calibration", "toolkit")
+DEVICE_PACKAGES = ("basics", "engines", "calibration", "toolkit")
 
 
 def test_device_packages_are_python36_compatible():

@@ -1,2 +1,2 @@
 """Jetson TensorRT deployment toolkit: runtime strategies, power and energy, CLI (device side)."""
-__version__ = "0.1.0"
+from basics import __version__  # noqa: F401 - the package's version, kept in one place

@@ -2,16 +2,15 @@
 
 ``bench_engine`` feeds one fixed random batch ``warmup`` times untimed, then ``iterations`` times
 timed (``time.perf_counter`` around each ``engine.infer``), and summarizes with
-:func:`toolkit.stats.latency_summary`.
+:func:`basics.stats.latency_summary`.
 """
-import sys
 import time
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
-from toolkit.stats import latency_summary
+from basics.errors import InputError
+from basics.progress import progress_bar
+from basics.stats import latency_summary
 
 
 def random_feeds(engine, batch_size, seed=0):
@@ -38,7 +37,7 @@ def random_feeds(engine, batch_size, seed=0):
 def bench_engine(engine, batch_size, iterations, warmup, progress=True, feeds=None):
     """Time ``iterations`` calls of ``engine.infer`` at ``batch_size`` after ``warmup`` untimed ones.
 
-    Returns :func:`toolkit.stats.latency_summary` (latency_*_ms, throughput_per_s, calls,
+    Returns :func:`basics.stats.latency_summary` (latency_*_ms, throughput_per_s, calls,
     batch_size) plus ``warmup`` and ``total_s``. ``feeds`` replaces the random batch. A tqdm bar goes
     to stderr when ``progress``.
     """
@@ -52,7 +51,7 @@ def bench_engine(engine, batch_size, iterations, warmup, progress=True, feeds=No
     if feeds is None:
         feeds = random_feeds(engine, batch_size)
     engine.check_feeds(feeds)  # one clear error before any timing (batch above the profile ...)
-    bar = progress_bar(warmup + iterations, progress)
+    bar = progress_bar(warmup + iterations, "bench", "call", progress)
     try:
         infer = engine.infer
         for _ in range(warmup):
@@ -87,21 +86,3 @@ def summary_lines(summary):
         "throughput: {:.1f} samples/s ({:.1f} calls/s)".format(
             summary["throughput_per_s"], summary["throughput_per_s"] / summary["batch_size"]),
     ]
-
-
-class _NoBar(object):
-    def update(self, count):
-        pass
-
-    def close(self):
-        pass
-
-
-def progress_bar(total, enabled=True, desc="bench", unit="call"):
-    """A tqdm bar on stderr (cleared when done), or a do-nothing stand-in when not ``enabled``."""
-    if not enabled:
-        return _NoBar()
-    tqdm = lazy_import("tqdm", "progress bars")
-    return tqdm.tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                     mininterval=0.5)
-

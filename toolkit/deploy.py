@@ -33,10 +33,11 @@ import time
 
 import numpy as np
 
-from toolkit.errors import InputError, ToolkitError
-from toolkit.fileio import write_json_atomic, write_text_atomic
-from toolkit.lazy import lazy_import
-from toolkit.stats import latency_summary
+from basics.errors import InputError, ToolkitError
+from basics.fileio import write_json_atomic, write_text_atomic
+from basics.lazy import lazy_import
+from basics.progress import progress_bar
+from basics.stats import latency_summary
 from toolkit.strategies import Cascade, Convert, Memo, MemoConfig, Single
 from toolkit.strategies.cascade import check_threshold
 from toolkit.strategies.scores import check_score
@@ -328,8 +329,8 @@ def open_engine(path, threads=0):
         return load_engine(path, threads=threads)
     if not str(path).lower().endswith(".onnx"):
         raise InputError("{}: loading .engine files needs engines.load".format(path))
+    from basics.fileio import sha256_file
     from engines.onnxruntime_backend import OnnxRuntimeEngine
-    from toolkit.fileio import sha256_file
     return OnnxRuntimeEngine(str(path), threads=threads, identity=sha256_file(path))
 
 
@@ -720,7 +721,7 @@ def run_deployment(deployment, data=None, batch_size=32, meter=None, files=None,
     confidence = np.empty(total, dtype=np.float32)
     batch_ms, batch_sizes = [], []
     starts = range(0, total, batch_size)
-    bar = _progress(len(starts), progress)
+    bar = progress_bar(len(starts), "run", "batch", progress)
 
     def timed_loop():
         clock = time.perf_counter
@@ -731,8 +732,7 @@ def run_deployment(deployment, data=None, batch_size=32, meter=None, files=None,
             batch_sizes.append(len(result))
             labels[start:start + len(result)] = result.labels
             confidence[start:start + len(result)] = result.confidence
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     energy, energy_lines = None, None
     try:
         if meter is None:
@@ -744,19 +744,11 @@ def run_deployment(deployment, data=None, batch_size=32, meter=None, files=None,
             report = meter.report()
             energy, energy_lines = report.to_dict(), list(report.lines())
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     class_names = deployment.class_names or (source.class_names or None)
     return RunReport(deployment.name, deployment.describe(), source.name, batch_size, labels,
                      confidence, source.labels, getattr(source, "sources", None), class_names,
                      batch_ms, batch_sizes, strategy.stats(), energy, energy_lines)
-
-
-def _progress(total, enabled):
-    if not enabled:
-        return None
-    tqdm = lazy_import("tqdm", "progress bars")
-    return tqdm.tqdm(total=total, unit="batch", desc="run", leave=False)
 
 
 # -- writing ---------------------------------------------------------------------------------------

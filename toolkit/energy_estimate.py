@@ -17,7 +17,7 @@ This is the ONE implementation of the strategy-level estimate (``toolkit bench``
 """
 import os
 
-from toolkit.errors import InputError, ToolkitError
+from basics.errors import InputError, ToolkitError
 
 
 class EnergyModelEstimate(object):
@@ -61,8 +61,8 @@ def engine_source_onnx(path):
     path = os.fspath(path)
     if path.lower().endswith(".onnx"):
         return path
+    from basics.fileio import sha256_file
     from engines.engine_file import read_sidecar
-    from toolkit.fileio import sha256_file
     sidecar = read_sidecar(path)
     if not sidecar.source_onnx:
         raise InputError("{}'s sidecar does not name its source ONNX".format(path))

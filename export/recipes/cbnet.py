@@ -41,13 +41,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from basics.errors import InputError
+from basics.fileio import write_json_atomic
+from basics.progress import progress_bar
 from export.recipes import pool_models
-from export.recipes.common import (AugmentConfig, FitConfig, RecipeData, Stopwatch, accuracy,
-                                   count_parameters, export_onnx, fit, load_recipe_data, predict,
-                                   progress_bar, save_weights, softmax)
+from export.recipes.common import (
+    AugmentConfig,
+    FitConfig,
+    RecipeData,
+    Stopwatch,
+    accuracy,
+    count_parameters,
+    export_onnx,
+    fit,
+    load_recipe_data,
+    predict,
+    save_weights,
+    softmax,
+)
 from export.recipes.pool import _make_dir, build_model, model_registry
-from toolkit.errors import InputError
-from toolkit.fileio import write_json_atomic
 
 TARGETS = ("prototype", "nearest-pixel", "nearest-feature")
 CBNET_FILE = "cbnet.json"

@@ -16,7 +16,6 @@ trains every model markedly better; it is not the default because it hurts clean
 import io
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -24,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from basics.errors import InputError
+from basics.fileio import write_bytes_atomic
+from basics.progress import progress_bar
 from calibration.datasets import BUNDLED, load_dataset
 from calibration.preprocess import Preprocessing
-from toolkit.errors import InputError
-from toolkit.fileio import write_bytes_atomic
-from toolkit.lazy import lazy_import
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 MIN_SAMPLES = 10
@@ -286,29 +285,6 @@ def export_onnx(model, path, input_shape, data, source, output_name="logits", cl
     return export_to_onnx(model, path, (1,) + tuple(input_shape), input_names=("input",),
                           output_names=(output_name,), dynamic_batch=True, metadata=metadata,
                           parity_inputs=data.val.images[:16])
-
-
-def progress_bar(total, desc, unit, enabled):
-    """A tqdm bar on stderr, or a silent stand-in."""
-    if not enabled:
-        return _NoBar()
-    tqdm = lazy_import("tqdm", "progress bars")
-    return tqdm.tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                     mininterval=0.5)
-
-
-class _NoBar(object):
-    def update(self, count=1):
-        pass
-
-    def set_postfix_str(self, text, refresh=True):
-        pass
-
-    def set_description_str(self, text, refresh=True):
-        pass
-
-    def close(self):
-        pass
 
 
 class Stopwatch(object):

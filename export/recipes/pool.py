@@ -16,13 +16,24 @@ import os
 import numpy as np
 import torch
 
+from basics.errors import InputError
+from basics.fileio import write_json_atomic
+from basics.progress import progress_bar
 from export import models as base_models
 from export.recipes import pool_models
-from export.recipes.common import (AugmentConfig, FitConfig, RecipeData, Stopwatch, accuracy,
-                                   count_parameters, export_onnx, fit, load_recipe_data, predict,
-                                   progress_bar, save_weights)
-from toolkit.errors import InputError
-from toolkit.fileio import write_json_atomic
+from export.recipes.common import (
+    AugmentConfig,
+    FitConfig,
+    RecipeData,
+    Stopwatch,
+    accuracy,
+    count_parameters,
+    export_onnx,
+    fit,
+    load_recipe_data,
+    predict,
+    save_weights,
+)
 
 DEFAULT_MODELS = ("tiny_cnn", "small_cnn", "depthwise_cnn", "flat_cnn", "flat_resnet",
                   "mid_resnet")

@@ -21,8 +21,8 @@ for 16x16 models as it is (wrap the factory for other sizes).
 """
 from torch import nn
 
+from basics.errors import InputError
 from export.models import ResidualBlock, ResNetish, conv_bn
-from toolkit.errors import InputError
 
 
 class FlatCNN(nn.Module):

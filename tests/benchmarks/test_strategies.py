@@ -155,8 +155,8 @@ def test_overhead_outside_an_inner_part():
 
 
 def test_timed_strategies_answer_as_the_plain_ones_and_add_up_their_seconds():
-    from tests.toolkit.strategies.conftest import linear_image_onnx
     from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from tests.toolkit.strategies.conftest import linear_image_onnx
     from toolkit.strategies import Cascade
     rng = np.random.RandomState(0)
     images = rng.rand(16, 1, 4, 4).astype(np.float32)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from calibration.datasets import hard_redraws, harden, load_dataset
-from toolkit.errors import InputError
 
 
 def _corr(a, b):

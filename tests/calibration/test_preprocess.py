@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from calibration.preprocess import Preprocessing, resize_bilinear, to_nchw_float
-from toolkit.errors import InputError
 
 
 def test_identity_passes_float_nchw_through(rng):

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from calibration import qdq
 from calibration.qdq import QdqConfig, quantize_qdq, tensorrt_issues
-from toolkit.errors import InputError
 
 pytest.importorskip("onnxruntime.quantization")
 onnx = pytest.importorskip("onnx")
@@ -52,8 +52,8 @@ def test_qdq_model_is_what_tensorrt_parses(quantized, small_cnn_onnx):
 
 
 def test_result_sidecar_and_no_temp_file(quantized, small_cnn_onnx):
+    from basics.fileio import sha256_file
     from engines.model_metadata import ModelMetadata
-    from toolkit.fileio import sha256_file
     assert quantized.batches == 1078 // 16 and quantized.samples == 16 * (1078 // 16)
     meta = ModelMetadata.for_model(quantized.output_path)  # verified against the file's hash
     assert meta.onnx_sha256 == sha256_file(quantized.output_path)
@@ -106,6 +106,7 @@ def test_other_algorithms_and_max_batches(small_cnn_onnx, digits_splits, tmp_pat
 
 def test_metadata_of_the_fp32_model_is_carried_over(small_cnn_onnx, digits_splits, tmp_path):
     import shutil
+
     from engines.model_metadata import ModelMetadata, sidecar_path
     path = str(tmp_path / "m.onnx")
     shutil.copy(small_cnn_onnx, path)
@@ -184,6 +185,7 @@ def test_onnxruntime_noise_stays_off_the_terminal(small_cnn_onnx, digits_splits,
 def test_tensorrt_issues_finds_quantized_biases_and_zero_points(small_cnn_onnx, digits_splits,
                                                                tmp_path):
     import onnxruntime.quantization as quantization
+
     from calibration.sources import BatchReader
     out = str(tmp_path / "ort_default.onnx")
     quantization.quantize_static(

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+from basics.errors import InputError, MissingDependencyError
 from calibration.sources import BatchReader, load_calibration_set, model_input
-from toolkit.errors import InputError, MissingDependencyError
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

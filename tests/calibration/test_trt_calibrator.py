@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from calibration import trt_calibrator
 from tests.engines.trt_double import install_trt_double
-from toolkit.errors import InputError
 
 pytest.importorskip("onnx")
 

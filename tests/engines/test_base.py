@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from engines.base import Engine, TensorSpec, parse_shape
-from toolkit.errors import InputError
 
 
 class Doubler(Engine):

@@ -7,17 +7,21 @@ import types
 import numpy as np
 import pytest
 
+from basics.errors import InputError, MissingDependencyError
+from basics.fileio import sha256_file
 from engines.build import build_engine, resolve_backend
 from engines.build_config import BuildConfig
 from engines.engine_file import read_engine
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.fileio import sha256_file
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from tests.engines.test_onnxruntime_backend import (  # noqa: E402
-    write_checker_failing_model, write_qdq_model, write_reshape_model, write_scale_model)
+    write_checker_failing_model,
+    write_qdq_model,
+    write_reshape_model,
+    write_scale_model,
+)
 
 ORT = BuildConfig(backend="onnxruntime")
 

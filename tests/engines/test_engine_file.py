@@ -4,10 +4,16 @@ import os
 
 import pytest
 
+from basics.errors import EngineCompatibilityError, InputError
 from engines.base import TensorSpec
 from engines.engine_file import (
-    FORMAT_VERSION, EngineSidecar, read_engine, read_sidecar, sidecar_path, write_engine)
-from toolkit.errors import EngineCompatibilityError, InputError
+    FORMAT_VERSION,
+    EngineSidecar,
+    read_engine,
+    read_sidecar,
+    sidecar_path,
+    write_engine,
+)
 
 
 def _sidecar(**overrides):

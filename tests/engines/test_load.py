@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
+from basics.errors import EngineCompatibilityError, InputError
+from basics.fileio import sha256_file
 from engines.build import build_engine
 from engines.build_config import BuildConfig
 from engines.engine_file import EngineSidecar, write_engine
 from engines.load import check_tensorrt_target, load_engine
-from toolkit.errors import EngineCompatibilityError, InputError
-from toolkit.fileio import sha256_file
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

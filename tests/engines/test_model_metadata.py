@@ -2,11 +2,11 @@ import json
 
 import pytest
 
+from basics.errors import InputError
+from basics.fileio import sha256_file
 from calibration.preprocess import Preprocessing
 from engines.base import TensorSpec
 from engines.model_metadata import ModelMetadata, sidecar_path
-from toolkit.errors import InputError
-from toolkit.fileio import sha256_file
 
 
 def _meta(**overrides):

@@ -5,7 +5,7 @@ Also home of the tiny hand-made ONNX models (``onnx.helper``, no torch) other en
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -13,7 +13,10 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from engines.onnxruntime_backend import (  # noqa: E402
-    OnnxRuntimeEngine, available_providers, resolve_providers)
+    OnnxRuntimeEngine,
+    available_providers,
+    resolve_providers,
+)
 
 
 def _save(graph, path, opset=13):

@@ -5,7 +5,12 @@ import pytest
 
 from engines import platform_info
 from engines.platform_info import (
-    collect_info, cuda_toolkit_version, jetson_facts, os_facts, parse_nv_tegra_release)
+    collect_info,
+    cuda_toolkit_version,
+    jetson_facts,
+    os_facts,
+    parse_nv_tegra_release,
+)
 
 # (model, compatible, nv_tegra_release first line) as the boards write them
 BOARDS = {

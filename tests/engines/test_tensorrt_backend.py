@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import pytest
 
+from basics.errors import EngineCompatibilityError, InputError, MissingDependencyError
 from engines.build_config import BuildConfig
 from engines.onnxruntime_backend import OnnxRuntimeEngine
 from tests.engines.trt_double import install_trt_double
-from toolkit.errors import EngineCompatibilityError, InputError, MissingDependencyError
 
 pytest.importorskip("onnx")
 

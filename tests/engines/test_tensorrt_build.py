@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 
+from basics.errors import EngineCompatibilityError, InputError
 from engines.build_config import BuildConfig
 from tests.engines.trt_double import engine_header, install_trt_double
-from toolkit.errors import EngineCompatibilityError, InputError
 
 onnx = pytest.importorskip("onnx")
 

@@ -169,7 +169,11 @@ def traced_records(small_cnn_onnx, digits_splits, tmp_path_factory):
     """Build fp32/fp16/int8 (calibrated, then from the cache), run and close, in both modes."""
     from calibration.trt_calibrator import calibrate_to_cache
     from engines.build_config import BuildConfig
-    from engines.tensorrt_backend import TensorRTEngine, runtime_facts, tensorrt_available
+    from engines.tensorrt_backend import (
+        TensorRTEngine,
+        runtime_facts,
+        tensorrt_available,
+    )
     from engines.tensorrt_build import build_tensorrt
     monkeypatch = pytest.MonkeyPatch()
     TRACE.clear()

@@ -4,9 +4,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from basics.errors import InputError  # noqa: E402
 from export import models  # noqa: E402
 from export.model_loader import load_model, load_weights, resolve_factory  # noqa: E402
-from toolkit.errors import InputError  # noqa: E402
 
 
 def _same_weights(a, b):

@@ -9,14 +9,14 @@ pytest.importorskip("onnxruntime")
 
 from torch import nn  # noqa: E402
 
+from basics.errors import InputError  # noqa: E402
+from basics.fileio import sha256_file  # noqa: E402
 from calibration.preprocess import Preprocessing  # noqa: E402
 from engines.model_metadata import ModelMetadata  # noqa: E402
 from engines.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
 from export import models  # noqa: E402
 from export.onnx_export import export_to_onnx  # noqa: E402
 from export.parity import Tolerance  # noqa: E402
-from toolkit.errors import InputError  # noqa: E402
-from toolkit.fileio import sha256_file  # noqa: E402
 
 
 class EveryLayer(nn.Module):

@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
 
-from export.parity import (ParityReport, Tolerance, compare, load_parity_inputs, random_batches,
-                           user_batches)
-from toolkit.errors import InputError
+from basics.errors import InputError
+from export.parity import (
+    ParityReport,
+    Tolerance,
+    compare,
+    load_parity_inputs,
+    random_batches,
+    user_batches,
+)
 
 
 def test_compare_identical_and_within_bounds():

@@ -4,7 +4,7 @@ import copy
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -15,8 +15,16 @@ from torch import nn  # noqa: E402
 from engines.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
 from export import models  # noqa: E402
 from export import pruning_channels as channels_mod  # noqa: E402
-from export.pruning import (PruneConfig, compare_latency, drop_smallest, match_layers,  # noqa: E402
-                            model_energy, onnx_bytes, prune_model, refit_masked)
+from export.pruning import (  # noqa: E402
+    PruneConfig,
+    compare_latency,
+    drop_smallest,
+    match_layers,
+    model_energy,
+    onnx_bytes,
+    prune_model,
+    refit_masked,
+)
 from export.pruning_refit import build_system, flat_weight, set_weight  # noqa: E402
 from toolkit.energy_model import estimate_onnx  # noqa: E402
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from engines.base import Engine, TensorSpec
 from toolkit.benchmarking import bench_engine, random_feeds, summary_lines
-from toolkit.errors import InputError
 
 
 class Counting(Engine):

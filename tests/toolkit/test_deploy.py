@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.strategies.conftest import linear_image_onnx
 from toolkit import deploy
-from toolkit.errors import InputError
 from toolkit.strategies import Cascade, Memo, Single
 
 
@@ -140,9 +140,9 @@ def test_image_folder_runs_through_the_encoded_path(models, digits_splits, monke
 
 
 def test_preprocessing_comes_from_the_engines_metadata(models, digits_splits):
+    from basics.fileio import sha256_file
     from calibration.preprocess import Preprocessing
     from engines.model_metadata import ModelMetadata
-    from toolkit.fileio import sha256_file
     for name in ("linear", "small"):
         path = str(models / (name + ".onnx"))
         ModelMetadata(preprocessing=Preprocessing(mean=[0.5], std=[0.25]),
@@ -159,9 +159,9 @@ def test_preprocessing_comes_from_the_engines_metadata(models, digits_splits):
 
 
 def test_engines_with_different_preprocessing_need_one_in_the_spec(models):
+    from basics.fileio import sha256_file
     from calibration.preprocess import Preprocessing
     from engines.model_metadata import ModelMetadata
-    from toolkit.fileio import sha256_file
     path = str(models / "linear.onnx")
     ModelMetadata(preprocessing=Preprocessing(mean=[0.5], std=[0.25]),
                   onnx_sha256=sha256_file(path)).save(path + ".json")

@@ -4,10 +4,15 @@ import shutil
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.strategies.conftest import linear_image_onnx, logits_onnx
-from toolkit.energy_estimate import (EnergyModelEstimate, engine_source_onnx, estimate_deployment,
-                                     estimate_engine_file, try_estimate)
-from toolkit.errors import InputError
+from toolkit.energy_estimate import (
+    EnergyModelEstimate,
+    engine_source_onnx,
+    estimate_deployment,
+    estimate_engine_file,
+    try_estimate,
+)
 from toolkit.power.report import describe_estimate
 
 pytest.importorskip("onnx")

@@ -4,9 +4,17 @@ import json
 import numpy as np
 import pytest
 
-from toolkit.energy_model import (AccessCosts, EnergyModelConfig, LayerShape, clear_cache,
-                                  estimate_onnx, fit_calibration, layer_energy, load_measurements)
-from toolkit.errors import InputError
+from basics.errors import InputError
+from toolkit.energy_model import (
+    AccessCosts,
+    EnergyModelConfig,
+    LayerShape,
+    clear_cache,
+    estimate_onnx,
+    fit_calibration,
+    layer_energy,
+    load_measurements,
+)
 
 onnx = pytest.importorskip("onnx")
 helper = onnx.helper

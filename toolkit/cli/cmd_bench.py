@@ -5,8 +5,8 @@ import os
 
 import click
 
+from basics.errors import InputError
 from toolkit.cli.cmd_run import duplicate_options
-from toolkit.errors import InputError
 from toolkit.power.options import config_from_options, power_options
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -111,8 +111,8 @@ def _bench_engine(target, batch, iterations, warmup, threads, providers, seed, a
 
 def _timed(engine, feeds, batch, iterations, warmup, progress, meter=None):
     """Untimed warm-up calls, then the timed calls (the meter's window ``bench`` when given)."""
+    from basics.lazy import lazy_import
     from toolkit.benchmarking import bench_engine
-    from toolkit.lazy import lazy_import
     for _ in range(warmup):
         engine.infer(feeds)
     if progress:

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from toolkit.errors import InputError, MissingDependencyError
+from basics.errors import InputError, MissingDependencyError
 
 FORMATS = ("cache", "qdq")
 CACHE_ALGORITHMS = ("entropy2", "minmax")
@@ -131,8 +131,8 @@ def _cache(onnx_path, data, output, algorithm, batch_size, max_batches, workspac
 
 def _require_tensorrt():
     """MissingDependencyError (one line, naming the way out) unless TensorRT can calibrate here."""
+    from basics.lazy import INSTALL_HINTS, is_available
     from engines.tensorrt_backend import tensorrt_available
-    from toolkit.lazy import INSTALL_HINTS, is_available
     if tensorrt_available():
         return
     if not is_available("tensorrt"):
@@ -146,9 +146,9 @@ def _require_tensorrt():
 
 
 def _qdq(onnx_path, data, output, algorithm, batch_size, max_batches, seed, progress):
+    from basics.lazy import lazy_import
     from calibration.qdq import QdqConfig, quantize_qdq
     from calibration.sources import load_calibration_set
-    from toolkit.lazy import lazy_import
     config = QdqConfig(algorithm, batch_size=batch_size, max_batches=max_batches)
     lazy_import("onnxruntime.quantization", "quantizing ONNX models to Q/DQ INT8")
     lazy_import("onnx", "quantizing ONNX models to Q/DQ INT8")

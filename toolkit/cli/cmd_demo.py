@@ -5,7 +5,7 @@ import time
 
 import click
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.options import config_from_options, power_options
 
 SMALL, LARGE = "small_cnn", "large_cnn"
@@ -57,11 +57,11 @@ def run_demo(config, log=lambda line: None):
     ``<out_dir>/demo_report.json``). ``log`` receives one line per finished step."""
     import numpy as np
 
+    from basics.fileio import write_json_atomic
+    from basics.lazy import lazy_import
     from calibration.datasets import load_dataset
     from engines.load import load_engine
     from toolkit.benchmarking import bench_engine
-    from toolkit.fileio import write_json_atomic
-    from toolkit.lazy import lazy_import
 
     torch = lazy_import("torch", "the demo (it trains a small CNN first)")
 
@@ -146,13 +146,13 @@ def _train(torch, name, epochs, train, test, config, log):
     """Train ``export.models.<name>``; save its state dict (for `toolkit export --weights`)."""
     import io
 
+    from basics.fileio import write_bytes_atomic
+    from basics.progress import progress_bar
     from export import models, training
-    from toolkit.benchmarking import progress_bar
-    from toolkit.fileio import write_bytes_atomic
     started = time.time()
     torch.manual_seed(config.seed)
     model = getattr(models, name)(in_channels=1, num_classes=train.num_classes)
-    bar = progress_bar(epochs, config.progress, desc="train " + name, unit="epoch")
+    bar = progress_bar(epochs, "train " + name, "epoch", config.progress)
     try:
         training.train_classifier(model, train, training.TrainConfig(epochs=epochs,
                                                                      seed=config.seed),

@@ -38,8 +38,8 @@ def energy(model, bits, batch, weight_format, calibration, as_json):
       toolkit energy model.onnx --bits 8 --json > energy.json
       toolkit energy model.onnx --calibration measured.json
     """
+    from basics.errors import InputError
     from toolkit.energy_model import EnergyModelConfig, estimate_onnx, fit_calibration
-    from toolkit.errors import InputError
 
     if batch < 1:
         raise InputError("--batch must be at least 1, got {}".format(batch))

@@ -4,7 +4,7 @@ import os
 
 import click
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 
 @click.command("export")

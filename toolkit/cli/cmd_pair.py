@@ -5,7 +5,7 @@ import os
 import click
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.strategies.scores import SCORES
 
 COSTS = ("latency", "energy-model")
@@ -280,13 +280,13 @@ def _names(models):
 def _bar(total, enabled):
     if not enabled:
         return None
-    from toolkit.lazy import lazy_import
+    from basics.lazy import lazy_import
     return lazy_import("tqdm", "progress bars").tqdm(total=total, unit="model", desc="evaluate",
                                                      leave=False)
 
 
 def _write_json(path, data):
-    from toolkit.fileio import write_text_atomic
+    from basics.fileio import write_text_atomic
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

@@ -5,7 +5,7 @@ import time
 
 import click
 
-from toolkit.errors import InputError, ToolkitError
+from basics.errors import InputError, ToolkitError
 
 CLI_SOURCES = ("auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml")
 

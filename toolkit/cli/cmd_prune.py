@@ -4,8 +4,8 @@ import sys
 
 import click
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.lazy import lazy_import
 
 
 @click.command("prune")
@@ -80,6 +80,7 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
           --max-accuracy-drop 0.005 -o small.onnx
     """
     torch = lazy_import("torch", "pruning PyTorch models")
+    from basics.fileio import write_json_atomic
     from calibration.datasets import load_dataset
     from engines.model_metadata import ModelMetadata
     from export import training
@@ -87,7 +88,6 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     from export.onnx_export import export_to_onnx
     from export.pruning import PruneConfig, compare_latency, onnx_bytes, prune_model
     from toolkit.energy_model import EnergyModelConfig
-    from toolkit.fileio import write_json_atomic
 
     if latency_batch < 0:
         raise InputError("--latency-batch must be 0 (skip) or positive, got {}".format(latency_batch))

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.options import config_from_options, power_options
 
 
@@ -98,7 +98,10 @@ def run_with_power(deployment, dataset, files, batch, power, progress):
                                        files=files, progress=progress)
         windows = (report.energy or {}).get("windows") or [{}]
         if not windows[-1].get("measured"):
-            from toolkit.energy_estimate import estimate_deployment, report_with_estimate
+            from toolkit.energy_estimate import (
+                estimate_deployment,
+                report_with_estimate,
+            )
             report.energy, report.energy_lines = report_with_estimate(
                 meter, estimate_deployment, deployment)
     return report

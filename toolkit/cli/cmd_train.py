@@ -4,8 +4,8 @@ PyTorch is imported only when a recipe runs, so ``--help`` works on a device wit
 """
 import click
 
-from toolkit.errors import InputError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.lazy import lazy_import
 
 _DATA_HELP = ("Labelled data: digits, digits16, digits-hard (bundled), an .npz (images, labels) "
               "or an image folder (one sub-folder per class; needs --input-shape). It is split "

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from toolkit import __version__
-from toolkit.errors import ToolkitError
+from basics import __version__
+from basics.errors import ToolkitError
 
 # command name -> (module, attribute, one-line summary shown by `toolkit --help`)
 COMMANDS = {

@@ -51,10 +51,20 @@ Assumptions (every one is a modelling choice, not a measurement):
 9. Q/DQ models: the integer weights behind a DequantizeLinear (minus the zero point) give the
    sparsity; the bit width is the config's, not read from the graph.
 """
-from toolkit.energy_model.calibration import (Calibration, Measurement, fit_calibration,
-                                              load_measurements)
-from toolkit.energy_model.formulas import (AccessCosts, EnergyModelConfig, LayerEnergy, LayerShape,
-                                           WeightStats, layer_energy)
+from toolkit.energy_model.calibration import (
+                                              Calibration,
+                                              Measurement,
+                                              fit_calibration,
+                                              load_measurements,
+)
+from toolkit.energy_model.formulas import (
+                                              AccessCosts,
+                                              EnergyModelConfig,
+                                              LayerEnergy,
+                                              LayerShape,
+                                              WeightStats,
+                                              layer_energy,
+)
 from toolkit.energy_model.onnx_graph import clear_cache, estimate_onnx
 from toolkit.energy_model.report import ModelEnergy
 

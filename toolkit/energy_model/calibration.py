@@ -10,9 +10,9 @@ import json
 import math
 import os
 
+from basics.errors import InputError
 from toolkit.energy_model.formulas import EnergyModelConfig
 from toolkit.energy_model.onnx_graph import estimate_onnx
-from toolkit.errors import InputError
 
 
 class Measurement(object):

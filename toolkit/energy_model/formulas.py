@@ -7,7 +7,7 @@ docstring of :mod:`toolkit.energy_model`.
 """
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 LEVELS = ("dram", "buffer", "array", "rf")
 WEIGHT_FORMATS = ("auto", "dense", "sparse")

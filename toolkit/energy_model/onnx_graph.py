@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 
+from basics.errors import InputError
+from basics.fileio import sha256_bytes, sha256_file
+from basics.lazy import lazy_import
 from toolkit.energy_model.formulas import EnergyModelConfig, LayerShape, layer_energy
 from toolkit.energy_model.report import ModelEnergy
-from toolkit.errors import InputError
-from toolkit.fileio import sha256_bytes, sha256_file
-from toolkit.lazy import lazy_import
 
 ELEMENTWISE_OPS = frozenset((
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Relu", "LeakyRelu", "PRelu",

@@ -1,5 +1,5 @@
 """The typed settings of power measurement (``toolkit power``, ``bench``, ``run``)."""
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 SOURCES = ("auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml", "none")
 START_METHODS = ("spawn", "forkserver", "fork")

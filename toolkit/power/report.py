@@ -6,7 +6,7 @@ mixed into measured figures.
 """
 import numbers
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 # attribute / key names an estimate object may carry, with their factor to mJ
 _MJ_KEYS = (("mj_per_inference", 1.0), ("energy_mj_per_inference", 1.0),

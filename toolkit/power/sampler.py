@@ -20,8 +20,7 @@ import time
 
 import numpy as np
 
-from toolkit.errors import InputError, ToolkitError
-
+from basics.errors import InputError, ToolkitError
 
 COMMANDS = ("fetch", "stop", "pause", "resume")
 

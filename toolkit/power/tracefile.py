@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.fileio import atomic_open
-from toolkit.lazy import lazy_import
+from basics.errors import InputError
+from basics.fileio import atomic_open
+from basics.lazy import lazy_import
 from toolkit.power.boards import TotalPolicy
 from toolkit.power.energy import Trace
 from toolkit.power.sources.base import QUANTITIES

@@ -11,8 +11,8 @@ import threading
 
 import numpy as np
 
+from basics.errors import InputError
 from engines.base import Engine, TensorSpec
-from toolkit.errors import InputError
 from toolkit.strategies.scores import confidence as score_confidence
 from toolkit.strategies.scores import softmax_and_max
 

@@ -8,8 +8,13 @@ never an average.
 """
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.strategies.base import ClassifyResult, Strategy, as_strategy, combine_identity
+from basics.errors import InputError
+from toolkit.strategies.base import (
+    ClassifyResult,
+    Strategy,
+    as_strategy,
+    combine_identity,
+)
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 

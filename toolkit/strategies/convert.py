@@ -6,9 +6,14 @@ one ONNX/engine is just ``Single(fused)``.
 """
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.strategies.base import (ClassifyResult, Strategy, as_strategy, combine_identity,
-                                     run_chunked)
+from basics.errors import InputError
+from toolkit.strategies.base import (
+    ClassifyResult,
+    Strategy,
+    as_strategy,
+    combine_identity,
+    run_chunked,
+)
 
 
 class Convert(Strategy):

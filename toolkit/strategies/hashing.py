@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from toolkit.lazy import lazy_import
+from basics.lazy import lazy_import
 
 _ENCODED_SEED = 0x6A09E667F3BCC908  # any fixed 64-bit value distinct from array seeds
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)

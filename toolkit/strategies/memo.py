@@ -21,10 +21,15 @@ import os
 
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.fileio import write_bytes_atomic
+from basics.errors import InputError
+from basics.fileio import write_bytes_atomic
 from toolkit.strategies import hashing
-from toolkit.strategies.base import ClassifyResult, Strategy, as_strategy, combine_identity
+from toolkit.strategies.base import (
+    ClassifyResult,
+    Strategy,
+    as_strategy,
+    combine_identity,
+)
 
 LOG = logging.getLogger("toolkit.memo")
 MODES = ("exact", "dhash")

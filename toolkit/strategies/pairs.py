@@ -25,7 +25,7 @@ fewer candidates, less curse, and a cascade that tends to the large model as it 
 """
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.strategies.thresholds import threshold_curve
 
 

@@ -1,8 +1,8 @@
 """PNG plots of threshold curves (matplotlib with the Agg backend, imported only when plotting)."""
 import io
 
-from toolkit.fileio import write_bytes_atomic
-from toolkit.lazy import lazy_import
+from basics.fileio import write_bytes_atomic
+from basics.lazy import lazy_import
 
 
 def _pyplot():

@@ -8,7 +8,7 @@ The one normalization every strategy, threshold search and report uses:
 """
 import numpy as np
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 SCORES = ("max_softmax", "margin", "entropy")
 _FLOAT32 = np.dtype(np.float32)

@@ -1,9 +1,15 @@
 """``Single(engine)``: one model as a strategy (softmax of its logits, chunked to its max batch)."""
 import numpy as np
 
-from toolkit.errors import InputError
-from toolkit.strategies.base import (ClassifyResult, Strategy, combine_identity, output_spec,
-                                     run_chunked, to_probs)
+from basics.errors import InputError
+from toolkit.strategies.base import (
+    ClassifyResult,
+    Strategy,
+    combine_identity,
+    output_spec,
+    run_chunked,
+    to_probs,
+)
 from toolkit.strategies.scores import softmax_and_max
 
 _INT64 = np.dtype(np.int64)

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError, MissingDependencyError
+from basics.lazy import lazy_import
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 

@@ -12,5 +12,9 @@ page-locked host memory, stream synchronization, the calibration protocol). It p
 backend's logic and API usage, not TensorRT's speed or numerics.
 """
 from tests.engines.trt_double.fake_tensorrt import engine_header  # noqa: F401
-from tests.engines.trt_double.install import MODES, TrtDouble, install_trt_double  # noqa: F401
+from tests.engines.trt_double.install import (  # noqa: F401
+    MODES,
+    TrtDouble,
+    install_trt_double,
+)
 from tests.engines.trt_double.strict import TRACE  # noqa: F401

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 torch = pytest.importorskip("torch")
 

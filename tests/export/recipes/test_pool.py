@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")

@@ -1,6 +1,6 @@
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 torch = pytest.importorskip("torch")
 

@@ -2,10 +2,10 @@ import os
 
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.config import PowerConfig
 from toolkit.power.sources import base, find_source
-from toolkit.power.sources.ina3221 import (JETPACK4_AVERAGING_S, discover, discover_rails)
+from toolkit.power.sources.ina3221 import JETPACK4_AVERAGING_S, discover, discover_rails
 
 EXPECTED = {
     "nano": (["POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"], "POM_5V_IN"),

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.config import PowerConfig
 from toolkit.power.sources import find_source
 from toolkit.power.sources.jetson_stats import parse_jtop_power

@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.power.fakes import make_fake_rapl
-from toolkit.errors import InputError
 from toolkit.power.config import PowerConfig
 from toolkit.power.energy import Trace, unwrap_counter
 from toolkit.power.sources import base, find_source

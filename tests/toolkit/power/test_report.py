@@ -5,7 +5,7 @@ import types
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.boards import TotalPolicy
 from toolkit.power.config import PowerConfig
 from toolkit.power.energy import Trace

@@ -1,7 +1,7 @@
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.power.conftest import fixture_lines
-from toolkit.errors import InputError
 from toolkit.power.config import PowerConfig
 from toolkit.power.sources import find_source
 from toolkit.power.sources.tegrastats import TegrastatsSource, discover, parse_line

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.boards import TotalPolicy
 from toolkit.power.energy import Trace
 from toolkit.power.tracefile import MAGIC, plot_trace, read_trace_csv, write_trace_csv

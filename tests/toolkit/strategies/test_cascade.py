@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.strategies.conftest import Recorder, logits_engine
-from toolkit.errors import InputError
 from toolkit.strategies import Cascade, Single
 from toolkit.strategies.scores import SCORES, confidence, softmax
 

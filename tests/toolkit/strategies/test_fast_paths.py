@@ -5,8 +5,8 @@ import collections
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.strategies.conftest import Recorder, logits_engine
-from toolkit.errors import InputError
 from toolkit.strategies import Cascade, Memo, MemoConfig, Single
 from toolkit.strategies.memo import ENTRY_OVERHEAD_BYTES
 from toolkit.strategies.scores import SCORES, confidence, softmax

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from toolkit.strategies import Memo, MemoConfig, Single
-from toolkit.strategies.hashing import _resample_matrix, dhash, encoded_key, exact_keys, hamming
+from toolkit.strategies.hashing import (
+    _resample_matrix,
+    dhash,
+    encoded_key,
+    exact_keys,
+    hamming,
+)
 
 
 def test_dhash_is_64_neighbour_bits_of_the_9x8_thumbnail():

@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from tests.toolkit.strategies.conftest import Recorder, linear_image_onnx, logits_engine
-from toolkit.errors import InputError
 from toolkit.strategies import Cascade, Memo, MemoConfig, Single
 from toolkit.strategies.memo import ENTRY_OVERHEAD_BYTES
 from toolkit.strategies.scores import softmax

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.strategies.pairs import complementarity, evaluate_pool
 
 

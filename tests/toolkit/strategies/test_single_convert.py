@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from basics.errors import InputError
 from engines.base import Engine, TensorSpec
 from tests.toolkit.strategies.conftest import Recorder, logits_engine
-from toolkit.errors import InputError
 from toolkit.strategies import Convert, Single
 from toolkit.strategies.scores import softmax
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.strategies import Cascade, Single
 from toolkit.strategies.scores import SCORES, confidence, softmax
 from toolkit.strategies.thresholds import threshold_curve, threshold_grid

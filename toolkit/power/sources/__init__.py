@@ -6,7 +6,7 @@ tries them in :data:`AUTO_ORDER` and collects why each one was not usable.
 import collections
 import importlib
 
-from toolkit.errors import ToolkitError
+from basics.errors import ToolkitError
 
 AUTO_ORDER = ("ina3221", "tegrastats", "jtop", "rapl", "nvml")
 _MODULES = {"ina3221": "toolkit.power.sources.ina3221",

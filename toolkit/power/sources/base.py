@@ -9,7 +9,7 @@ import io
 import os
 import select
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 
 QUANTITIES = ("power_mw", "voltage_mv", "current_ma", "energy_mj")
 

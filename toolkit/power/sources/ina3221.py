@@ -17,10 +17,17 @@ import glob
 import os
 import re
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.boards import detect_board, total_policy
-from toolkit.power.sources.base import (PLAUSIBLE, Source, SourceUnavailable, SysfsValue, open_all,
-                                        parse_number, read_text)
+from toolkit.power.sources.base import (
+    PLAUSIBLE,
+    Source,
+    SourceUnavailable,
+    SysfsValue,
+    open_all,
+    parse_number,
+    read_text,
+)
 
 IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",)
 HWMON_GLOBS = ("sys/bus/i2c/devices/*-004*/hwmon/hwmon*",

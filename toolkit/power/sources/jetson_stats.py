@@ -6,8 +6,8 @@ Both shapes of ``jtop.power`` are understood: jetson-stats 4+ ``{"rail": {name: 
 """
 import collections
 
-from toolkit.errors import InputError, MissingDependencyError
-from toolkit.lazy import lazy_import
+from basics.errors import InputError, MissingDependencyError
+from basics.lazy import lazy_import
 from toolkit.power.boards import detect_board, total_policy
 from toolkit.power.sources.base import Source, SourceUnavailable
 

@@ -4,8 +4,8 @@ Where the driver offers it (Volta and newer) the total energy counter (mJ since 
 loaded) is used and differenced; otherwise the power reading (mW), which many GPUs average over
 about one second.
 """
-from toolkit.errors import MissingDependencyError
-from toolkit.lazy import lazy_import
+from basics.errors import MissingDependencyError
+from basics.lazy import lazy_import
 from toolkit.power.boards import TotalPolicy
 from toolkit.power.sources.base import Source, SourceUnavailable
 

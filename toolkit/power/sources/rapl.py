@@ -12,8 +12,14 @@ import os
 import re
 
 from toolkit.power.boards import TotalPolicy
-from toolkit.power.sources.base import (Source, SourceUnavailable, SysfsValue, open_all, parse_number,
-                                        read_text)
+from toolkit.power.sources.base import (
+    Source,
+    SourceUnavailable,
+    SysfsValue,
+    open_all,
+    parse_number,
+    read_text,
+)
 
 POWERCAP_DIR = os.path.join("sys", "class", "powercap")
 _TOP = re.compile(r"^intel-rapl:(\d+)$")

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 
-from toolkit.errors import InputError
+from basics.errors import InputError
 from toolkit.power.boards import detect_board, total_policy
 from toolkit.power.sources.base import Source, SourceUnavailable
 

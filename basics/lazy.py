@@ -6,7 +6,7 @@ install it.
 """
 import importlib
 
-from toolkit.errors import MissingDependencyError
+from basics.errors import MissingDependencyError
 
 # module -> how a user gets it
 INSTALL_HINTS = {
