@@ -116,7 +116,7 @@ class Settings(object):
         self.datasets = tuple(datasets)
         self.pool_epochs = 8 if quick else 40
         # CBNet: 300 converter epochs and 10 fine-tuning epochs, chosen on digits-hard's
-        # validation data (3231 samples) over 8 training seeds among 18 settings (README, "CBNet")
+        # validation data (3231 samples) over 8 training seeds among 18 settings (docs/training.md, "CBNet")
         self.cbnet_epochs = 25 if quick else 300
         self.cbnet_finetune_epochs = 5 if quick else 10
         self.hit_reps = 30 if quick else 100
