@@ -58,12 +58,12 @@ class Dataset(object):
         return Dataset(self.images[index], labels, self.class_names, name or self.name, sources)
 
     def split(self, fractions=(0.6, 0.2, 0.2), seed=0):
-        """Shuffle once with ``seed`` and cut into parts (e.g. train / validation / test)."""
-        order = np.random.RandomState(seed).permutation(len(self))
-        cuts = np.cumsum([int(round(f * len(self))) for f in fractions[:-1]])
-        names = ("train", "val", "test", "extra")
-        return [self.subset(part, "{}:{}".format(self.name, names[i]))
-                for i, part in enumerate(np.split(order, cuts))]
+        """Cut into parts (train / validation / test) by the one split rule,
+        :func:`calibration.splits.split_indices`."""
+        from calibration.splits import split_indices
+        parts = split_indices(len(self), seed, fractions)
+        names = ("train", "val", "test", "extra")[:len(fractions)]
+        return [self.subset(parts[name], "{}:{}".format(self.name, name)) for name in names]
 
 
 def load_digits_variant(name="digits", seed=0):
@@ -141,12 +141,7 @@ def load_npz(path):
         images = archive[image_key]
         labels = archive["labels"] if "labels" in keys else archive["y"] if "y" in keys else None
         names = [str(n) for n in archive["class_names"]] if "class_names" in keys else None
-    if images.ndim == 3:
-        images = images[:, None]
-    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
-        images = images.transpose(0, 3, 1, 2)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
+    images = _nchw(images)
     if names is None:
         count = int(labels.max()) + 1 if labels is not None and len(labels) else 0
         names = [str(i) for i in range(count)]
@@ -190,34 +185,121 @@ def decode_image(data, shape_chw, source="image"):
 def load_image_folder(root, shape_chw):
     """Decode every image of an image folder to ``shape_chw``."""
     files, classes = list_image_folder(root)
+    return load_image_files(files, classes, shape_chw, os.path.basename(os.path.normpath(root)))
+
+
+def load_image_files(files, classes, shape_chw, name):
+    """Decode ``files`` (``[(path, class index)]``) to ``shape_chw``."""
+    if not files:
+        raise InputError("{}: no images to read".format(name))
     images = np.empty((len(files),) + tuple(shape_chw), dtype=np.float32)
     for i, (path, _) in enumerate(files):
         with open(path, "rb") as handle:
             images[i] = decode_image(handle.read(), shape_chw, path)
     labels = np.array([label for _, label in files], dtype=np.int64)
-    return Dataset(images, labels, classes, os.path.basename(os.path.normpath(root)),
-                   sources=[path for path, _ in files])
+    return Dataset(images, labels, classes, name, sources=[path for path, _ in files])
+
+
+def load_npy(path):
+    """An ``.npy`` array of images (N,C,H,W or N,H,W[,C]; uint8 is scaled to [0, 1]); no labels."""
+    if not os.path.isfile(path):
+        raise InputError("no such file: {}".format(path))
+    try:
+        images = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds
+        raise InputError("{} is not a readable .npy file: {}".format(path, exc)) from None
+    images = _nchw(images)
+    return Dataset(images, None, [], os.path.basename(path))
+
+
+def _nchw(images):
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    return images
+
+
+class DataRef(object):
+    """What a data spec names, before anything is read: ``kind`` (bundled, npz, npy, folder),
+    ``source`` (bundled name or path), ``part`` (train/val/test or None), ``split`` (the
+    :class:`calibration.splits.SplitFile` it came through, or None), ``seed`` (of the split rule
+    and of derived bundled sets) and a display ``name``."""
+
+    def __init__(self, spec, kind, source, part, split, seed):
+        self.spec = spec
+        self.kind = kind
+        self.source = source
+        self.part = part
+        self.split = split
+        self.seed = seed
+
+    @property
+    def name(self):
+        if self.split is not None:
+            return "{}:{}".format(self.split.path, self.part)
+        base = self.source if self.kind == "bundled" else \
+            os.path.basename(os.path.normpath(self.source))
+        return base if self.part is None else "{}:{}".format(base, self.part)
+
+    def index(self, count=None, files=None):
+        """The samples of the part (an index array into the whole source of ``count`` samples or
+        folder listing ``files``), or None for the whole source."""
+        from calibration.splits import resolve_part, split_indices
+        if self.part is None:
+            return None
+        if self.split is not None:
+            return resolve_part(self.split, self.part, count, files)
+        return split_indices(len(files) if files is not None else count, self.seed)[self.part]
+
+
+def resolve_data(spec, split=None, seed=0):
+    """The :class:`DataRef` of a data spec ``SOURCE[:PART]`` (see :mod:`calibration.splits`);
+    ``split``: the part when the spec gives none."""
+    from calibration.splits import (check_part, parse_data_spec, read_split_file,
+                                    source_kind)
+    source, part = parse_data_spec(spec)
+    if part is None and split is not None:
+        part = check_part(split)
+    kind = source_kind(source)
+    if kind == "split":
+        if part is None:
+            raise InputError("a split file names its parts: give {}:train, :val or :test".format(
+                source))
+        split_file = read_split_file(source)
+        return DataRef(spec, split_file.kind, split_file.source, part, split_file,
+                       split_file.data_seed)
+    return DataRef(spec, kind, source, part, None, seed)
 
 
 def load_dataset(spec, shape_chw=None, split=None, seed=0):
-    """Load data by one string: a bundled name (``digits``, ``digits16``, ``digits-hard``, optionally
-    ``:train``/``:val``/``:test`` for the fixed 60/20/20 split), an ``.npz`` file or an image folder
-    (which needs ``shape_chw``)."""
-    name, _, part = str(spec).partition(":")
-    part = part or split
-    if name in BUNDLED:
-        data = load_digits_variant(name, seed=seed)
-        if part:
-            parts = dict(zip(("train", "val", "test"), data.split(seed=seed)))
-            if part not in parts:
-                raise InputError("unknown split '{}'; use train, val or test".format(part))
-            data = parts[part]
-        return data
-    if name.endswith(".npz"):
-        return load_npz(name)
-    if os.path.isdir(name):
+    """Load data by one string ``SOURCE[:PART]``: a bundled name (``digits``, ``digits16``,
+    ``digits-hard``), an ``.npz``/``.npy`` file, an image folder (decoded to ``shape_chw``) or a
+    split file, with an optional ``:train``/``:val``/``:test``: the same 60/20/20 split rule for
+    every source (:mod:`calibration.splits`; ``seed`` seeds it and derived bundled sets)."""
+    ref = resolve_data(spec, split=split, seed=seed)
+    if ref.kind == "folder":
         if shape_chw is None:
-            raise InputError("reading an image folder needs the model's input shape")
-        return load_image_folder(name, shape_chw)
-    raise InputError("'{}' is neither a bundled data set ({}), an .npz file nor a folder".format(
-        spec, ", ".join(BUNDLED)))
+            raise InputError("reading the image folder {} needs an image size (the model's input "
+                             "is dynamic: give one with a fixed size)".format(ref.source))
+        files, classes = list_image_folder(ref.source)
+        index = ref.index(files=files)
+        if index is not None:
+            files = [files[i] for i in index]
+        data = load_image_files(files, classes, shape_chw, ref.name)
+        return data
+    if ref.kind == "bundled":
+        data = load_digits_variant(ref.source, seed=ref.seed)
+    elif ref.kind == "npz":
+        data = load_npz(ref.source)
+    else:
+        data = load_npy(ref.source)
+    index = ref.index(count=len(data))
+    if index is None:
+        return data
+    if not len(index):
+        raise InputError("{}: the '{}' part is empty ({} samples in all)".format(
+            ref.name, ref.part, len(data)))
+    return data.subset(index, ref.name)

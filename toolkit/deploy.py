@@ -462,10 +462,17 @@ class FileSet(object):
         return len(self.blobs)
 
     @classmethod
-    def from_folder(cls, root):
-        """Every image of an image folder (one sub-folder per class), read as bytes."""
+    def from_folder(cls, root, ref=None):
+        """Every image of an image folder (one sub-folder per class), read as bytes; with
+        ``ref`` (a :class:`calibration.datasets.DataRef` of the folder), only its part."""
         from calibration.datasets import list_image_folder
         files, classes = list_image_folder(root)
+        name = os.path.basename(os.path.normpath(root))
+        index = None if ref is None else ref.index(files=files)
+        if index is not None:
+            files, name = [files[i] for i in index], ref.name
+        if not files:
+            raise InputError("{}: the data set is empty".format(name))
         blobs = []
         for path, _ in files:
             try:
@@ -473,8 +480,7 @@ class FileSet(object):
                     blobs.append(handle.read())
             except OSError as exc:
                 raise InputError("cannot read {}: {}".format(path, exc.strerror or exc)) from None
-        return cls([p for p, _ in files], blobs, [label for _, label in files], classes,
-                   os.path.basename(os.path.normpath(root)))
+        return cls([p for p, _ in files], blobs, [label for _, label in files], classes, name)
 
 
 def make_decoder(deployment):

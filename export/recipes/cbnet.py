@@ -52,6 +52,7 @@ from export.recipes.common import (
     Stopwatch,
     accuracy,
     count_parameters,
+    data_arg,
     export_onnx,
     fit,
     load_recipe_data,
@@ -217,9 +218,11 @@ class CBNetResult(object):
                    "{:.4f} (train)".format(s["parameters"]["converter"],
                                            s["parameters"]["light"], s["converter_train_mse"]))
         out.append("wrote {}: converter.onnx, light.onnx, cbnet.onnx (fused), cbnet.yaml, "
-                   "cbnet-two-stage.yaml, {}".format(self.out_dir, CBNET_FILE))
-        out.append("next: toolkit run {} --data {}:test".format(
-            os.path.join(self.out_dir, "cbnet.yaml"), s["data"]["spec"]))
+                   "cbnet-two-stage.yaml, {}{}".format(
+                       self.out_dir, CBNET_FILE, ", " + s["data"]["split_file"]
+                       if s["data"].get("split_file") else ""))
+        out.append("next: toolkit run {} --data {}".format(
+            os.path.join(self.out_dir, "cbnet.yaml"), data_arg(self.out_dir, s["data"], "test")))
         return out
 
 
@@ -300,6 +303,7 @@ def train_cbnet(data, out_dir, config=None, progress=True):
         "train_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "files": files,
     }
+    data.write_split(out_dir)
     result = CBNetResult(out_dir, summary)
     write_json_atomic(result.path, summary)
     return result

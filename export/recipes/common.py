@@ -1,9 +1,12 @@
 """What the recipes share: the data and its fixed split, augmentation, one training loop, export.
 
-Data: a bundled name (``digits``, ``digits16``, ``digits-hard``), an ``.npz`` or an image folder,
-cut once into train / validation / test (60/20/20, seeded; the same split as
-``calibration.datasets.load_dataset("digits-hard:val")``). Models train on the train split only;
-choices (thresholds, pairs) belong to the validation split; the test split is for reporting.
+Data: a bundled name (``digits``, ``digits16``, ``digits-hard``), an ``.npz``/``.npy`` or an image
+folder, cut once into train / validation / test by the one split rule of
+:mod:`calibration.splits` (60/20/20, seeded; the same split as ``--data <data>:val`` elsewhere).
+Every recipe writes the split it used to ``<out>/split.json`` (indices, or file lists for a folder),
+and the next commands it prints read their data through it (``--data <out>/split.json:val``).
+Models train on the train split only; choices (thresholds, pairs) belong to the validation split;
+the test split is for reporting.
 
 Augmentation (on by default, the same for every model a recipe trains, so comparisons stay fair):
 each training batch is randomly rotated (+-10 degrees) and shifted (+-1 px), bilinear, zeros
@@ -26,11 +29,12 @@ from torch import nn
 from basics.errors import InputError
 from basics.fileio import write_bytes_atomic
 from basics.progress import progress_bar
-from calibration.datasets import BUNDLED, load_dataset
+from calibration.datasets import list_image_folder, load_dataset, resolve_data
 from calibration.preprocess import Preprocessing
+from calibration.splits import SPLIT_FRACTIONS, make_split_file, whole_data
 
-SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 MIN_SAMPLES = 10
+SPLIT_FILE = "split.json"
 
 
 class RecipeData(object):
@@ -38,14 +42,24 @@ class RecipeData(object):
 
     ``preprocessing`` is what a device must do to raw images to feed the models (identity for the
     bundled digits and float ``.npz`` data; resize + channel order for image folders).
+    ``split``: the :class:`calibration.splits.SplitFile` the parts were cut by (None for parts
+    made by hand, e.g. in tests: then no split file is written).
     """
 
-    def __init__(self, spec, train, val, test, preprocessing):
+    def __init__(self, spec, train, val, test, preprocessing, split=None):
         self.spec = spec
         self.train = train
         self.val = val
         self.test = test
         self.preprocessing = preprocessing
+        self.split = split
+
+    def write_split(self, out_dir):
+        """Write the split to ``<out_dir>/split.json``; returns its path (None without a split)."""
+        if self.split is None:
+            return None
+        return self.split.write(os.path.join(out_dir, SPLIT_FILE))
+
 
     @property
     def input_shape(self):
@@ -63,24 +77,30 @@ class RecipeData(object):
     def to_dict(self):
         return {"spec": self.spec, "input_shape": list(self.input_shape),
                 "class_names": self.class_names, "split_fractions": list(SPLIT_FRACTIONS),
-                "samples": {"train": len(self.train), "val": len(self.val), "test": len(self.test)}}
+                "samples": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+                "split_file": None if self.split is None else SPLIT_FILE}
+
+
+def data_arg(out_dir, data, part):
+    """The ``--data`` value giving exactly ``part`` of a recipe's split again in other commands,
+    from the ``data`` summary (:meth:`RecipeData.to_dict`) of a recipe that wrote to ``out_dir``."""
+    if data.get("split_file"):
+        return "{}:{}".format(os.path.join(out_dir, data["split_file"]), part)
+    return "{}:{}".format(data["spec"], part)
 
 
 def load_recipe_data(spec, input_shape=None, split_seed=0):
-    """Load ``spec`` and split it 60/20/20 with ``split_seed``.
+    """Load ``spec`` and split it 60/20/20 with ``split_seed`` (:mod:`calibration.splits`).
 
-    The default split is the one ``calibration.datasets.load_dataset("<name>:val")`` gives, so the
-    other commands' ``--data digits-hard:val`` is data the models never trained on.
+    The default split is the one ``--data <spec>:val`` gives elsewhere; the recipes also write it
+    (:meth:`RecipeData.write_split`), so later commands can name it exactly.
     ``input_shape`` (C, H, W) is needed for an image folder (images are resized to it); for other
     data it must match the images when given.
     """
-    spec = str(spec)
-    name = spec.partition(":")[0]
-    if ":" in spec and name in BUNDLED:
-        raise InputError("give the whole data set ('{}'); the recipe makes its own train/val/test "
-                         "split".format(name))
-    folder = name not in BUNDLED and not name.endswith(".npz")
-    if folder and input_shape is None and os.path.isdir(name):
+    spec = whole_data(str(spec), "the recipe")
+    ref = resolve_data(spec)
+    folder = ref.kind == "folder"
+    if folder and input_shape is None:
         raise InputError("training on an image folder needs --input-shape CxHxW (e.g. 1x16x16)")
     data = load_dataset(spec, shape_chw=tuple(input_shape) if input_shape else None)
     if input_shape is not None and tuple(data.images.shape[1:]) != tuple(input_shape):
@@ -100,12 +120,14 @@ def load_recipe_data(spec, input_shape=None, split_seed=0):
     if channels not in (1, 3):
         raise InputError("{}: images must have 1 or 3 channels, got {}".format(spec, channels))
     train, val, test = data.split(SPLIT_FRACTIONS, seed=split_seed)
+    split = make_split_file(ref.source, len(data), seed=split_seed, data_seed=ref.seed,
+                            files=list_image_folder(ref.source)[0] if folder else None)
     if folder:
         preprocessing = Preprocessing(resize_hw=data.images.shape[2:],
                                       channel_order="L" if channels == 1 else "RGB")
     else:
         preprocessing = Preprocessing()
-    return RecipeData(spec, train, val, test, preprocessing)
+    return RecipeData(spec, train, val, test, preprocessing, split)
 
 
 def _shape_text(shape):

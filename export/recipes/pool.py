@@ -9,7 +9,8 @@ fewer handoffs than after 20), and for data as distorted as digits-hard
 measured on the held-out splits. Each model is exported to ``<out>/<name>.onnx`` (+ its metadata
 sidecar ``.onnx.json``, parity-checked against PyTorch) with its weights ``<name>.pt``, and
 ``<out>/pool.json`` lists them all. Choosing the pair and its threshold is then
-``toolkit pair select <out>/*.onnx --data <data>:val``.
+``toolkit pair select <out>/*.onnx --data <out>/split.json:val`` (the split the models were
+trained by, written by the recipe).
 """
 import os
 
@@ -28,6 +29,7 @@ from export.recipes.common import (
     Stopwatch,
     accuracy,
     count_parameters,
+    data_arg,
     export_onnx,
     fit,
     load_recipe_data,
@@ -124,10 +126,11 @@ class PoolResult(object):
             out.append("  {:<{w}}  {:>9,}  {:>8.4f}  {:>8.4f}  {:>7.1f}{}".format(
                 e["name"], e["parameters"], e["val_accuracy"], e["test_accuracy"],
                 e["train_seconds"], "  (baseline)" if e["role"] == "baseline" else "", w=width))
-        out.append("wrote {} ONNX models (+ .onnx.json sidecars, .pt weights) and {}".format(
-            len(self.entries), self.path))
-        out.append("next: toolkit pair select {} --data {}:val --tolerance 0.003".format(
-            os.path.join(self.out_dir, "*.onnx"), self.data["spec"]))
+        out.append("wrote {} ONNX models (+ .onnx.json sidecars, .pt weights) and {}{}".format(
+            len(self.entries), self.path, " and the split " + os.path.join(
+                self.out_dir, self.data["split_file"]) if self.data.get("split_file") else ""))
+        out.append("next: toolkit pair select {} --data {}".format(
+            os.path.join(self.out_dir, "*.onnx"), data_arg(self.out_dir, self.data, "val")))
         return out
 
 
@@ -160,6 +163,7 @@ def train_pool(data, out_dir, config=None, progress=True):
                 bar.update(1)
         finally:
             bar.close()
+    data.write_split(out_dir)
     result = PoolResult(out_dir, data.to_dict(), config.to_dict(), entries, total.seconds)
     write_json_atomic(result.path, result.to_dict())
     return result

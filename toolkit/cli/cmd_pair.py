@@ -7,15 +7,37 @@ import numpy as np
 
 from basics.errors import InputError
 from toolkit.strategies.scores import SCORES
+from toolkit.strategies.thresholds import DEFAULT_TOLERANCE, RULES
 
 COSTS = ("latency", "energy-model")
+
+
+def _rule_options(func):
+    """``--rule`` and its goal values, shared by ``pair select`` and ``pair threshold``."""
+    options = [
+        click.option("--rule", type=click.Choice(list(RULES)), default=None,
+                     help="How to choose: near-best = the cheapest within --tolerance of the best "
+                          "accuracy [the default]; best-accuracy = the paper's (most accurate, "
+                          "however costly); target = the cheapest reaching --target-accuracy; "
+                          "budget = the most accurate within --budget. --target-accuracy or "
+                          "--budget alone imply their rule."),
+        click.option("--tolerance", type=float, default=None,
+                     help="near-best: accuracy (a fraction) the choice may lose against the best "
+                          "one reached [default: {:g}, half a point].".format(DEFAULT_TOLERANCE)),
+        click.option("--target-accuracy", type=float, default=None,
+                     help="target: the validation accuracy to reach at the lowest cost."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def _common(func):
     options = [
         click.option("--data", required=True,
-                     help="Validation data: digits:val, digits16:val, digits-hard:val, a .npz or an "
-                          "image folder."),
+                     help="Validation data, SOURCE:val: SOURCE is digits, digits16, digits-hard, "
+                          "a .npz/.npy file, an image folder, or the split file a recipe wrote "
+                          "(pool/split.json:val). The same 60/20/20 split for every source."),
         click.option("--score", default="max_softmax", show_default=True,
                      type=click.Choice(list(SCORES)), help="Confidence score of model A."),
         click.option("--post-check", is_flag=True,
@@ -52,33 +74,31 @@ def pair():
     \b
     Examples:
       toolkit pair select tiny.onnx small.onnx large.onnx --data digits:val --target-accuracy 0.97
-      toolkit pair select *.onnx --data digits:val --tolerance 0.003 --write-spec deploy.yaml
+      toolkit pair select *.onnx --data pool/split.json:val --write-spec deploy.yaml
       toolkit pair threshold tiny.onnx large.onnx --data digits:val --plot curve.png
     """
 
 
 @pair.command("select")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL.onnx|MODEL.engine ...")
-@click.option("--target-accuracy", type=float, default=None,
-              help="Recommend the cheapest pair and threshold reaching this validation accuracy.")
-@click.option("--tolerance", type=float, default=None,
-              help="... or reaching the pool's best single-model accuracy minus this.")
+@_rule_options
 @click.option("--budget", type=float, default=None, metavar="FRACTION",
-              help="... or: the most accurate pair whose expected cost is at most FRACTION of the "
-                   "most accurate single model's cost (e.g. 0.27). Carries over to new data "
+              help="budget: the most accurate pair whose expected cost is at most FRACTION of "
+                   "the most accurate single model's cost (e.g. 0.27). Carries over to new data "
                    "better than a target on a few hundred validation samples.")
 @click.option("--second", "second_models", multiple=True, metavar="NAME",
               help="Only pairs handing off to this model (file name without extension; "
                    "repeatable), e.g. the large model.")
 @_common
-def select(models, target_accuracy, tolerance, budget, second_models, data, score, post_check,
-           cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
+def select(models, rule, tolerance, target_accuracy, budget, second_models, data, score,
+           post_check, cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
     """Evaluate every ordered pair (A first, B second) of MODELS on validation --data: the
     complementarity matrix (the share of A's errors B gets right; also the share exactly one of
-    the two gets right), each pair's best-accuracy threshold and the cheapest threshold meeting
-    --target-accuracy (or --tolerance below the best single model); or, with --budget, the most
-    accurate threshold within that cost. Without any of them, the most accurate pair is
-    recommended.
+    the two gets right), each pair's best-accuracy threshold and its threshold by --rule, and
+    recommend a pair. By default (near-best) that is the cheapest pair and threshold within
+    --tolerance (half a point) of the best accuracy any pair reaches; --rule best-accuracy is the
+    paper's rule (the most accurate, however costly). The output says so when the recommended
+    pair saves nothing over the most accurate single model.
 
     Expected cost per sample = cost(A) + handoff rate x cost(B), with costs measured as median
     latency per sample here (--cost latency) or estimated by the energy model (--cost energy-model).
@@ -89,11 +109,12 @@ def select(models, target_accuracy, tolerance, budget, second_models, data, scor
       toolkit pair select a.engine b.engine c.engine --data digits:val --tolerance 0.003 \\
           --json pairs.json --plot pairs.png --write-spec deploy.yaml
       toolkit pair select *.onnx --data digits:val --budget 0.27 --second large_cnn
+      toolkit pair select *.onnx --data pool/split.json:val --rule best-accuracy
     """
     from toolkit.strategies.pairs import evaluate_pool
     if len(models) < 2:
         raise InputError("give at least two models to choose a pair from")
-    _check_goal(target_accuracy, tolerance, budget)
+    _check_goal(rule, target_accuracy, tolerance, budget)
     names = _names(models)
     unknown = [n for n in second_models if n not in names]
     if unknown:
@@ -106,7 +127,8 @@ def select(models, target_accuracy, tolerance, budget, second_models, data, scor
     evaluation = evaluate_pool(pool["names"], pool["probs"], pool["labels"], pool["costs"],
                                pool["unit"], score=score, post_check=post_check,
                                target_accuracy=target_accuracy, tolerance=tolerance,
-                               cost_budget=cost_budget, second_models=list(second_models) or None)
+                               cost_budget=cost_budget, second_models=list(second_models) or None,
+                               rule=rule)
     for line in evaluation.lines():
         click.echo(line)
     candidate, choice, _ = evaluation.recommended()
@@ -127,20 +149,18 @@ def select(models, target_accuracy, tolerance, budget, second_models, data, scor
 @pair.command("threshold")
 @click.argument("first", metavar="A")
 @click.argument("second", metavar="B")
-@click.option("--target-accuracy", type=float, default=None,
-              help="Choose the cheapest threshold reaching this accuracy.")
-@click.option("--tolerance", type=float, default=None,
-              help="Choose the cheapest threshold within this of the better single model.")
+@_rule_options
 @click.option("--budget", type=float, default=None, metavar="FRACTION",
-              help="Choose the most accurate threshold whose expected cost is at most FRACTION of "
-                   "B's cost.")
+              help="budget: the most accurate threshold whose expected cost is at most FRACTION "
+                   "of B's cost.")
 @_common
-def threshold(first, second, target_accuracy, tolerance, budget, data, score, post_check, cost,
-              batch, threads, json_path, plot_path, spec_path, memo, no_progress):
+def threshold(first, second, rule, tolerance, target_accuracy, budget, data, score, post_check,
+              cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
     """The threshold curve of the fixed pair A -> B on validation --data (accuracy, handoff rate
-    and expected cost at every threshold of a fine grid) and the chosen threshold: the paper's
-    rule (highest accuracy, ties to the cheapest) unless --target-accuracy or --tolerance asks for
-    the cheapest threshold meeting it, or --budget for the most accurate one within a cost.
+    and expected cost at every threshold of a fine grid) and the threshold chosen by --rule: by
+    default the cheapest within --tolerance (half a point) of the pair's best accuracy;
+    best-accuracy is the paper's rule (highest accuracy, ties to the cheapest); target the
+    cheapest reaching --target-accuracy; budget the most accurate within --budget.
 
     \b
     Examples:
@@ -148,18 +168,16 @@ def threshold(first, second, target_accuracy, tolerance, budget, data, score, po
       toolkit pair threshold tiny.onnx large.onnx --data digits:val --tolerance 0.003 \\
           --cost energy-model --plot curve.png --write-spec deploy.yaml
     """
-    from toolkit.strategies.thresholds import threshold_curve
-    _check_goal(target_accuracy, tolerance, budget)
+    from toolkit.strategies.thresholds import resolve_rule, threshold_curve
+    _check_goal(rule, target_accuracy, tolerance, budget)
     pool = _evaluate((first, second), data, cost, batch, threads, not no_progress)
     curve = threshold_curve(pool["probs"][0], pool["probs"][1], pool["labels"], score=score,
                             post_check=post_check, cost_first=pool["costs"][0],
                             cost_second=pool["costs"][1], cost_unit=pool["unit"])
     best = curve.best_accuracy()
-    chosen = best
-    if target_accuracy is not None or tolerance is not None:
-        chosen = curve.cheapest(target_accuracy=target_accuracy, tolerance=tolerance)
-    elif budget is not None:
-        chosen = curve.most_accurate_within(budget * curve.cost_second)
+    cost_budget = None if budget is None else budget * curve.cost_second
+    rule, tolerance = resolve_rule(rule, target_accuracy, tolerance, cost_budget)
+    chosen = curve.choose(rule, target_accuracy, tolerance, cost_budget)
     names = pool["names"]
     click.echo("{} -> {} on {} samples ({}{}), cost in {}".format(
         names[0], names[1], curve.samples, score, ", post-check" if post_check else "",
@@ -168,11 +186,12 @@ def threshold(first, second, target_accuracy, tolerance, budget, data, score, po
                                                          curve.cost_first))
     click.echo("  {}: accuracy {:.4f}, cost {:.4g}".format(names[1], curve.accuracy_second,
                                                          curve.cost_second))
+    click.echo("rule {}{}".format(rule, " (tolerance {:g} below the best accuracy)".format(
+        tolerance) if rule == "near-best" else ""))
     click.echo("best accuracy: " + best.line())
     if chosen is None:
         click.echo("no threshold {}; using the best-accuracy threshold".format(
-            "fits the budget" if budget is not None else "reaches the target accuracy"
-            if target_accuracy is not None else "reaches the tolerance"))
+            "fits the budget" if rule == "budget" else "reaches the target accuracy"))
         chosen = best
     elif chosen is not best:
         click.echo("chosen: " + chosen.line())
@@ -191,9 +210,17 @@ def threshold(first, second, target_accuracy, tolerance, budget, data, score, po
         _write_spec(spec_path, (first, second), names, 0, 1, chosen, score, post_check, memo)
 
 
-def _check_goal(target_accuracy, tolerance, budget=None):
+def _check_goal(rule, target_accuracy, tolerance, budget=None):
     if sum(v is not None for v in (target_accuracy, tolerance, budget)) > 1:
         raise InputError("give one of --target-accuracy, --tolerance and --budget")
+    wants = {"near-best": "--tolerance", "target": "--target-accuracy", "budget": "--budget"}
+    given = [name for name, value in (("--target-accuracy", target_accuracy),
+                                      ("--tolerance", tolerance), ("--budget", budget))
+             if value is not None]
+    if rule is not None and given and wants.get(rule) != given[0]:
+        raise InputError("--rule {} does not take {}".format(rule, given[0]))
+    if rule in ("target", "budget") and not given:
+        raise InputError("--rule {} needs {}".format(rule, wants[rule]))
     if budget is not None and not budget > 0.0:
         raise InputError("--budget must be a fraction > 0 of a model's cost, got {}".format(budget))
     if target_accuracy is not None and not 0.0 <= target_accuracy <= 1.0:

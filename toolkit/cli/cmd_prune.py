@@ -15,7 +15,7 @@ from basics.lazy import lazy_import
                    "model is first trained on the data's train split.")
 @click.option("--data", default="digits", show_default=True,
               help="Labelled data: digits, digits16, digits-hard or an .npz (split 60/20/20 into "
-                   "train / validation / test with --seed).")
+                   "train / validation / test with --seed, by the rule of NAME:val elsewhere).")
 @click.option("--target-energy", default=0.4, show_default=True, type=float,
               help="Stop when the estimated energy is at most this fraction of the original.")
 @click.option("--granularity", type=click.Choice(["weights", "channels"]), default="weights",
@@ -82,6 +82,7 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     torch = lazy_import("torch", "pruning PyTorch models")
     from basics.fileio import write_json_atomic
     from calibration.datasets import load_dataset
+    from calibration.splits import whole_data
     from engines.model_metadata import ModelMetadata
     from export import training
     from export.model_loader import load_model
@@ -100,7 +101,7 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
                          channel_multiple=channel_multiple,
                          calibration_samples=calibration_samples,
                          energy=EnergyModelConfig(bits=int(bits)), seed=seed)
-    dataset = load_dataset(data, seed=seed)
+    dataset = load_dataset(whole_data(data, "pruning"), seed=seed)
     if dataset.labels is None:
         raise InputError("--data {} has no labels; pruning needs labelled data".format(data))
     train, val, test = dataset.split(seed=seed)

@@ -1,6 +1,4 @@
 """``toolkit run``: run a deployment spec on data; write predictions and a report."""
-import os
-
 import click
 
 from basics.errors import InputError
@@ -23,8 +21,10 @@ def duplicate_options(command):
 @click.command("run")
 @click.argument("spec", metavar="SPEC.yaml")
 @click.option("--data", required=True,
-              help="digits[:train|val|test], digits16, digits-hard, a .npz file, or an image "
-                   "folder (one sub-folder per class; files are hashed before decoding).")
+              help="An image folder (one sub-folder per class; files are hashed before "
+                   "decoding), digits, digits16, digits-hard, a .npz/.npy file or a split file "
+                   "written by toolkit train, with :train, :val or :test for a part (the same "
+                   "60/20/20 split for every source; split.json:test).")
 @duplicate_options
 @click.option("--batch", default=32, show_default=True, type=int, help="Samples per batch.")
 @click.option("-o", "--output", default=None, metavar="PREDICTIONS.csv",
@@ -74,11 +74,14 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, po
 
 
 def load_run_data(data, duplicate=0.0, transform="none", seed=0):
-    """``(Dataset, None)`` for bundled digits / .npz, ``(None, FileSet)`` for an image folder."""
+    """``(Dataset, None)`` for bundled digits / .npz / .npy, ``(None, FileSet)`` for an image
+    folder (or a split of one: ``images/:test``, ``split.json:test``)."""
+    from calibration.datasets import load_dataset, resolve_data
     from toolkit import deploy
-    if os.path.isdir(data):
-        return None, deploy.duplicate(deploy.FileSet.from_folder(data), duplicate, transform, seed)
-    from calibration.datasets import load_dataset
+    ref = resolve_data(data)
+    if ref.kind == "folder":
+        files = deploy.FileSet.from_folder(ref.source, ref)
+        return None, deploy.duplicate(files, duplicate, transform, seed)
     return deploy.duplicate(load_dataset(data), duplicate, transform, seed), None
 
 

@@ -9,7 +9,8 @@ from basics.lazy import lazy_import
 
 _DATA_HELP = ("Labelled data: digits, digits16, digits-hard (bundled), an .npz (images, labels) "
               "or an image folder (one sub-folder per class; needs --input-shape). It is split "
-              "60/20/20 into train/val/test, the same split as NAME:val / NAME:test elsewhere.")
+              "60/20/20 into train/val/test by the rule of NAME:val elsewhere, and the split is "
+              "written to OUT/split.json: later commands take --data OUT/split.json:val.")
 
 
 def _common(func):
@@ -27,7 +28,8 @@ def _common(func):
         click.option("--no-augment", is_flag=True, help="Same as --augment off."),
         click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of the initial weights, the batch order and the augmentation "
-                          "(the 60/20/20 split is fixed: the one of --data NAME:val elsewhere)."),
+                          "(the 60/20/20 split is fixed: the one of --data NAME:val elsewhere, written to "
+                          "OUT/split.json)."),
         click.option("--threads", default=0, show_default=True, type=int,
                      help="PyTorch CPU threads (0: PyTorch's default; 1 is often faster on a "
                           "busy machine)."),
@@ -49,7 +51,7 @@ def train():
     Examples:
       toolkit train pool --data digits-hard --out pool/
       toolkit train cbnet --data digits-hard --out cbnet/
-      toolkit run cbnet/cbnet.yaml --data digits-hard:test
+      toolkit run cbnet/cbnet.yaml --data cbnet/split.json:test
     """
 
 
@@ -78,7 +80,7 @@ def pool(data, out_dir, input_shape, augment, no_augment, seed, threads, no_prog
       toolkit train pool --data digits-hard --out pool/ --augment hard
       toolkit train pool --data digits --out pool8/ --epochs 10 --models tiny_cnn,flat_cnn
       toolkit train pool --data photos/ --input-shape 3x32x32 --out pool/
-      toolkit pair select pool/*.onnx --data digits-hard:val --tolerance 0.003 \\
+      toolkit pair select pool/*.onnx --data pool/split.json:val \\
           --write-spec pool/deploy.yaml
     """
     _torch_threads(threads)
@@ -129,7 +131,7 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
     Examples:
       toolkit train cbnet --data digits-hard --out cbnet/ --augment hard --epochs 300 --finetune-epochs 10
       toolkit train cbnet --data digits-hard --out cbnet/ --target nearest-pixel --epochs 40
-      toolkit run cbnet/cbnet.yaml --data digits-hard:test
+      toolkit run cbnet/cbnet.yaml --data cbnet/split.json:test
       toolkit build cbnet/cbnet.onnx --precision fp16 -o cbnet.engine
     """
     _torch_threads(threads)

@@ -5,11 +5,14 @@ off the samples with ``c_i < t`` to model B. Over a fine grid of thresholds the 
 threshold: cascade accuracy, handoff rate and expected cost per sample
 ``cost_first + handoff_rate * cost_second``. The whole curve costs one sort and one cumulative sum.
 
-Rules:
+Rules (:data:`RULES`):
 
+- ``near-best`` (the default): the cheapest threshold whose accuracy >= (the best accuracy on the
+  curve - a tolerance, :data:`DEFAULT_TOLERANCE` = 0.005, half a point). The paper's rule picks the
+  top of the curve, where noise of a few samples can cost many handoffs: within half a point the
+  accuracy is the same for any validation set of a few hundred samples, and the cost is far lower;
 - ``best-accuracy`` (the paper's): the threshold of highest cascade accuracy (ties: the cheapest);
 - ``target``: the cheapest threshold whose accuracy >= a target accuracy;
-- ``tolerance``: the cheapest threshold whose accuracy >= (best single model's accuracy - tolerance);
 - ``budget``: the most accurate threshold whose expected cost <= a cost budget (ties: the cheapest).
   Less prone to the winner's curse than ``target``/``tolerance`` on small validation sets: those
   pick the lowest threshold at which validation accuracy just crosses the target, i.e. the point
@@ -28,7 +31,43 @@ from basics.lazy import lazy_import
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 
-RULES = ("best-accuracy", "target", "tolerance", "budget")
+RULES = ("near-best", "best-accuracy", "target", "budget")
+DEFAULT_RULE = "near-best"
+DEFAULT_TOLERANCE = 0.005
+
+
+def resolve_rule(rule=None, target_accuracy=None, tolerance=None, cost_budget=None):
+    """``(rule, tolerance)``: the one rule that ``rule`` and the goal values ask for. Without
+    ``rule``, a target accuracy means ``target``, a cost budget ``budget``, else ``near-best``
+    (``tolerance`` defaults to :data:`DEFAULT_TOLERANCE`). InputError when they disagree."""
+    given = [name for name, value in (("a target accuracy", target_accuracy),
+                                      ("a tolerance", tolerance), ("a cost budget", cost_budget))
+             if value is not None]
+    if len(given) > 1:
+        raise InputError("give one of a target accuracy, a tolerance or a cost budget")
+    if rule is None:
+        rule = "target" if target_accuracy is not None else "budget" if cost_budget is not None \
+            else DEFAULT_RULE
+    if rule not in RULES:
+        raise InputError("rule must be one of {}, got '{}'".format(", ".join(RULES), rule))
+    needs = {"near-best": "a tolerance", "target": "a target accuracy", "budget": "a cost budget",
+             "best-accuracy": None}[rule]
+    if given and given[0] != needs:
+        raise InputError("rule '{}' takes {}, not {}".format(rule, needs or "no goal value",
+                                                             given[0]))
+    if rule == "target" and target_accuracy is None:
+        raise InputError("rule 'target' needs a target accuracy")
+    if rule == "budget" and cost_budget is None:
+        raise InputError("rule 'budget' needs a cost budget")
+    if target_accuracy is not None and not 0.0 <= float(target_accuracy) <= 1.0:
+        raise InputError("target accuracy must be in [0, 1], got {}".format(target_accuracy))
+    if tolerance is not None and not 0.0 <= float(tolerance) <= 1.0:
+        raise InputError("tolerance must be in [0, 1], got {}".format(tolerance))
+    if cost_budget is not None and not float(cost_budget) >= 0.0:
+        raise InputError("the cost budget must be >= 0, got {}".format(cost_budget))
+    if rule == "near-best" and tolerance is None:
+        tolerance = DEFAULT_TOLERANCE
+    return rule, None if tolerance is None else float(tolerance)
 
 
 def threshold_grid(conf_first, points=1001):
@@ -91,23 +130,29 @@ class ThresholdCurve(object):
         return ThresholdChoice(rule, self.thresholds[index], self.accuracy[index],
                                self.handoff_rate[index], self.expected_cost[index], self.cost_unit)
 
+    @property
+    def best_cascade_accuracy(self):
+        """The highest accuracy of any threshold on the curve."""
+        return float(self.correct_count.max()) / self.samples
+
     def best_accuracy(self):
         """The paper's rule: highest cascade accuracy; among ties the cheapest (fewest handoffs)."""
         best = self.correct_count.max()
         candidates = np.flatnonzero(self.correct_count == best)
         return self._choice("best-accuracy", candidates[np.argmin(self.expected_cost[candidates])])
 
-    def cheapest(self, target_accuracy=None, tolerance=None):
-        """The cheapest threshold with accuracy >= ``target_accuracy``, or >= the best single
-        model's accuracy minus ``tolerance`` (give one); None when no threshold reaches it."""
+    def cheapest(self, target_accuracy=None, tolerance=None, rule=None):
+        """The cheapest threshold with accuracy >= ``target_accuracy``, or >= the curve's best
+        accuracy minus ``tolerance`` (give one; the ``near-best`` rule); None when no threshold
+        reaches it. ``rule``: the label of the choice (default: ``target`` / ``near-best``)."""
         if (target_accuracy is None) == (tolerance is None):
             raise InputError("give either a target accuracy or a tolerance")
         if target_accuracy is not None:
-            rule, floor = "target", float(target_accuracy)
+            rule, floor = rule or "target", float(target_accuracy)
         else:
             if tolerance < 0:
                 raise InputError("tolerance must be >= 0, got {}".format(tolerance))
-            rule, floor = "tolerance", self.best_single_accuracy - float(tolerance)
+            rule, floor = rule or "near-best", self.best_cascade_accuracy - float(tolerance)
         # integer comparison (with a hair of slack for float rounding of the floor)
         needed = int(np.ceil(floor * self.samples - 1e-9))
         candidates = np.flatnonzero(self.correct_count >= needed)
@@ -128,24 +173,17 @@ class ThresholdCurve(object):
         order = np.lexsort((self.expected_cost[candidates], -self.correct_count[candidates]))
         return self._choice("budget", candidates[order[0]])
 
-    def choose(self, rule="best-accuracy", target_accuracy=None, tolerance=None, cost_budget=None):
-        """Apply ``rule`` (one of :data:`RULES`); None when a target/tolerance is not reachable
-        or no threshold fits the cost budget."""
+    def choose(self, rule=None, target_accuracy=None, tolerance=None, cost_budget=None):
+        """Apply ``rule`` (one of :data:`RULES`, resolved by :func:`resolve_rule`); None when a
+        target is not reachable or no threshold fits the cost budget."""
+        rule, tolerance = resolve_rule(rule, target_accuracy, tolerance, cost_budget)
         if rule == "best-accuracy":
             return self.best_accuracy()
         if rule == "budget":
-            if cost_budget is None:
-                raise InputError("rule 'budget' needs a cost budget")
             return self.most_accurate_within(cost_budget)
         if rule == "target":
-            if target_accuracy is None:
-                raise InputError("rule 'target' needs a target accuracy")
             return self.cheapest(target_accuracy=target_accuracy)
-        if rule == "tolerance":
-            if tolerance is None:
-                raise InputError("rule 'tolerance' needs a tolerance")
-            return self.cheapest(tolerance=tolerance)
-        raise InputError("rule must be one of {}, got '{}'".format(", ".join(RULES), rule))
+        return self.cheapest(tolerance=tolerance)
 
     def to_dict(self):
         return {"samples": self.samples, "score": self.score, "post_check": self.post_check,

@@ -67,7 +67,7 @@ def test_threshold_for_a_fixed_pair(pool, tmp_path, capsys):
     result = json.load(open(out_json))
     assert result["first"] == "linear1" and result["second"] == "small"
     assert result["curve"]["score"] == "entropy" and result["curve"]["post_check"]
-    assert result["chosen"]["rule"] in ("tolerance", "best-accuracy")
+    assert result["chosen"]["rule"] in ("near-best", "best-accuracy")
 
 
 def test_select_within_a_budget_handing_off_to_one_model(pool, tmp_path, capsys):
@@ -135,3 +135,52 @@ def test_pool_errors_are_one_line_errors(pool, tmp_path, capsys):
     assert main(["pair", "threshold", pool[0], engine, "--data", "digits:val", "--cost",
                  "energy-model"]) == 1
     _one_line_error(capsys, "--cost energy-model estimates .onnx files")
+
+
+def test_select_on_an_npz_split_sees_only_the_validation_samples(pool, tmp_path, capsys):
+    """`--data hard.npz:val` used to load the whole file (1797 samples) and drop ':val'."""
+    from calibration.datasets import load_dataset
+    digits = load_dataset("digits")
+    npz = str(tmp_path / "hard.npz")
+    np.savez(npz, images=digits.images, labels=digits.labels)
+    out_json = str(tmp_path / "s.json")
+    assert main(["pair", "select"] + pool + ["--data", npz + ":val", "--json", out_json,
+                                             "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    val = load_dataset("digits:val")
+    assert "{} validation samples".format(len(val)) in printed and len(val) == 359
+    result = json.load(open(out_json))
+    assert result["samples"] == 359
+    # the same pool on digits:val (the same split of the same images) gives the same figures
+    same_json = str(tmp_path / "same.json")
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--json", same_json,
+                                             "--no-progress", "--cost", "energy-model"]) == 0
+    assert main(["pair", "select"] + pool + ["--data", npz + ":val", "--json", out_json,
+                                             "--no-progress", "--cost", "energy-model"]) == 0
+    assert json.load(open(out_json))["models"] == json.load(open(same_json))["models"]
+
+
+def test_select_default_rule_is_printed_and_the_papers_rule_is_an_option(pool, tmp_path, capsys):
+    out_json = str(tmp_path / "s.json")
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--json", out_json,
+                                             "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "rule near-best: the cheapest pair and threshold within 0.005 of the best" in printed
+    result = json.load(open(out_json))
+    assert result["rule"] == "near-best" and result["tolerance"] == 0.005
+    assert result["recommended"]["choice"]["accuracy"] >= result["best_accuracy"] - 0.005 - 1e-9
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--rule", "best-accuracy",
+                                             "--json", out_json, "--no-progress"]) == 0
+    assert "rule best-accuracy (the paper's)" in capsys.readouterr().out
+    paper = json.load(open(out_json))
+    assert paper["recommended"]["choice"]["accuracy"] == paper["best_accuracy"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--rule", "best-accuracy", "--tolerance", "0.01"], "--rule best-accuracy does not take"),
+    (["--rule", "target"], "--rule target needs --target-accuracy"),
+    (["--rule", "near-best", "--budget", "0.5"], "--rule near-best does not take --budget"),
+])
+def test_rule_and_goal_values_must_agree(pool, capsys, extra, words):
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--no-progress"] + extra) == 1
+    _one_line_error(capsys, words)

@@ -156,3 +156,24 @@ def test_bad_power_options_are_errors(spec, capsys):
     assert main(["run", spec, "--data", "digits:test", "--power-rate-hz", "0"]) == 1
     _one_line_error(capsys, "sampling rate must be between")
     assert main(["run", spec, "--data", "digits:test", "--power", "battery"]) == 2
+
+
+def test_run_on_a_split_of_an_image_folder(spec, tmp_path, capsys, digits_splits):
+    """`--data images/:val` used to fail with "reading an image folder needs the model's input
+    shape"; it runs the folder's validation part, by the same rule as every other source."""
+    from calibration.datasets import list_image_folder
+    from calibration.splits import split_indices
+    image_module = pytest.importorskip("PIL.Image")
+    test = digits_splits[2]
+    for i in range(30):
+        folder = tmp_path / "images" / str(test.labels[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        image_module.fromarray((test.images[i, 0] * 255).astype(np.uint8)).save(
+            str(folder / "{}.png".format(i)))
+    root = str(tmp_path / "images")
+    out_csv = str(tmp_path / "p.csv")
+    assert main(["run", spec, "--data", root + ":val", "-o", out_csv, "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(out_csv)))
+    files = list_image_folder(root)[0]
+    assert [r["source"] for r in rows] == [files[i][0] for i in split_indices(30)["val"]]
+    assert "images:val: 6 samples" in capsys.readouterr().out

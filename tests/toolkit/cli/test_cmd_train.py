@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -64,6 +65,28 @@ def test_train_pool_on_an_npz(small_npz, tmp_path, capsys, one_thread):
     assert [m["name"] for m in summary["models"]] == ["tiny_cnn", "small_cnn"]
     assert summary["data"]["samples"] == {"train": 90, "val": 30, "test": 30}
     assert summary["config"]["fit"]["augment"]["rotate_deg"] == 10.0
+    # the split it trained by is written, and the next command it prints reads exactly it
+    split = json.load(open(os.path.join(out, "split.json")))
+    assert split["kind"] == "npz" and split["samples"] == 150
+    assert {k: len(v) for k, v in split["parts"].items()} == {"train": 90, "val": 30, "test": 30}
+    next_line = [line for line in printed.splitlines() if line.startswith("next: ")][0]
+    data_arg = next_line.split("--data ")[1].split()[0]
+    assert data_arg == os.path.join(out, "split.json") + ":val"
+    from calibration.datasets import load_dataset
+    source = np.load(small_npz)
+    val = load_dataset(data_arg)
+    np.testing.assert_array_equal(val.images, source["images"][split["parts"]["val"]])
+    np.testing.assert_array_equal(val.labels, source["labels"][split["parts"]["val"]])
+    # the models' recorded validation accuracy is on those very samples
+    args = next_line[len("next: toolkit "):].split()
+    models = sorted(os.path.join(out, f) for f in os.listdir(out) if f.endswith(".onnx"))
+    args = args[:2] + models + args[3:] + ["--rule", "best-accuracy", "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "30 validation samples" in printed
+    for model in summary["models"]:
+        assert re.search(r"{}\s+accuracy {:.4f}".format(model["name"], model["val_accuracy"]),
+                         printed)
 
 
 def test_train_pool_with_hard_augmentation(small_npz, tmp_path, capsys, one_thread):
@@ -85,12 +108,17 @@ def test_train_cbnet_without_augmentation(small_npz, tmp_path, capsys, one_threa
                  "--ae-latent", "8", "--target", "nearest-pixel", "--no-augment",
                  "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    assert "CBNet" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "CBNet" in printed
     summary = json.load(open(os.path.join(out, "cbnet.json")))
     assert summary["config"]["target"] == "nearest-pixel"
     assert summary["config"]["ae_fit"]["augment"]["rotate_deg"] == 0.0
     assert summary["config"]["ae_widths"] == [4, 8]
     assert os.path.isfile(os.path.join(out, "cbnet.yaml"))
+    assert "--data {}:test".format(os.path.join(out, "split.json")) in printed
+    assert main(["run", os.path.join(out, "cbnet.yaml"), "--data",
+                 os.path.join(out, "split.json") + ":test", "--no-progress"]) == 0
+    assert "30 samples" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, words", [
@@ -99,6 +127,7 @@ def test_train_cbnet_without_augmentation(small_npz, tmp_path, capsys, one_threa
     (["pool", "--data", "digits", "--out", "{out}", "--epochs", "0"],
      "epochs must be a positive integer"),
     (["pool", "--data", "digits:train", "--out", "{out}"], "makes its own train/val/test split"),
+    (["pool", "--data", "x.npz:val", "--out", "{out}"], "makes its own train/val/test split"),
     (["pool", "--data", "{out}", "--out", "{out}"], "needs --input-shape"),
     (["pool", "--data", "{out}", "--out", "{out}", "--input-shape", "16x16"],
      "--input-shape must be CxHxW"),

@@ -67,14 +67,71 @@ def test_unreachable_target_falls_back_to_the_most_accurate_pair_and_says_so():
     assert "no pair reaches the target" in evaluation.lines()[-1]
 
 
-def test_tolerance_is_measured_from_the_pools_best_single_model():
+def test_tolerance_is_measured_from_the_best_accuracy_any_pair_reaches():
     names, probs, labels = _pool()
     evaluation = evaluate_pool(names, probs, labels, [1, 2, 3], tolerance=0.01)
-    assert evaluation.target_accuracy == pytest.approx(evaluation.accuracies.max() - 0.01)
+    best = max(c.best.accuracy for c in evaluation.candidates)
+    assert evaluation.rule == "near-best" and evaluation.best_accuracy == best
+    assert evaluation.target_accuracy == pytest.approx(best - 0.01)
     candidate, choice, meets = evaluation.recommended()
-    assert meets and choice.rule == "tolerance"
-    assert choice.accuracy >= evaluation.accuracies.max() - 0.01
-    assert "best single model - tolerance 0.01" in evaluation.lines()[1]
+    assert meets and choice.rule == "near-best"
+    assert choice.accuracy >= best - 0.01 - 1e-12
+    assert "within 0.01 of the best accuracy {:.4f}".format(best) in evaluation.lines()[1]
+
+
+def _large_first_pool():
+    """'large' (cost 10) is the most accurate model and the paper's rule picks a pair with large
+    first (the second model fixes a few of its errors); 'small' (cost 1) -> large is half a point
+    behind at less than half the cost."""
+    rng = np.random.RandomState(3)
+    n = 1000
+    labels = rng.randint(0, 4, size=n)
+
+    def probs_of(right, confidence):
+        answer = np.where(right, labels, (labels + 1) % 4)
+        out = np.full((n, 4), 0.01)
+        out[np.arange(n), answer] = confidence
+        return out / out.sum(axis=1, keepdims=True)
+    large_right = rng.rand(n) < 0.95
+    # mid is right on 40% of large's errors (and on 85% elsewhere); large is unsure when wrong
+    mid_right = np.where(large_right, rng.rand(n) < 0.85, rng.rand(n) < 0.4)
+    large = probs_of(large_right, np.where(large_right, 50.0, 1.5))
+    mid = probs_of(mid_right, np.full(n, 5.0))
+    # small: right and sure on 70%, unsure elsewhere (then right by chance on 20%)
+    sure = rng.rand(n) < 0.7
+    small_right = sure | (rng.rand(n) < 0.2)
+    small = probs_of(small_right, np.where(sure, 50.0, 1.2))
+    return ["small", "mid", "large"], [small, mid, large], labels, [1.0, 4.0, 10.0]
+
+
+def test_default_rule_is_the_cheapest_near_the_best_and_flags_pairs_that_save_nothing():
+    names, probs, labels, costs = _large_first_pool()
+    paper = evaluate_pool(names, probs, labels, costs, rule="best-accuracy")
+    candidate, choice, meets = paper.recommended()
+    assert names[candidate.first] == "large"  # the large model runs first
+    assert meets and choice.rule == "best-accuracy"
+    assert paper.saves_nothing(candidate, choice)
+    lines = paper.lines()
+    assert any(line.startswith("note: large -> ") and "saves nothing: its first model large is "
+               "the most expensive" in line for line in lines)
+    assert "rule best-accuracy (the paper's)" in lines[1]
+    assert paper.to_dict()["recommended"]["saves_nothing"]
+
+    default = evaluate_pool(names, probs, labels, costs)
+    candidate, choice, meets = default.recommended()
+    assert default.rule == "near-best" and default.tolerance == 0.005
+    assert meets and choice.accuracy >= paper.best_accuracy - 0.005 - 1e-12
+    assert choice.expected_cost < costs[2]  # cheaper than the large model alone
+    assert names[candidate.first] != "large"
+    # brute force: no point of any curve within the tolerance is cheaper
+    floor = default.best_accuracy - 0.005
+    cheapest = min(cost for c in default.candidates
+                   for acc, cost in zip(c.curve.accuracy, c.curve.expected_cost)
+                   if acc >= floor - 1e-12)
+    assert choice.expected_cost == pytest.approx(cheapest)
+    assert default.saves_nothing(candidate, choice) is None
+    assert not any(line.startswith("note:") for line in default.lines())
+    assert "within 0.005 of the best accuracy" in default.lines()[1]
 
 
 def test_a_cost_budget_recommends_the_most_accurate_pair_within_it():
@@ -121,6 +178,9 @@ def test_second_models_limit_the_pairs():
     ({"second_models": ["huge"]}, "second models must be some of"),
     ({"target_accuracy": 1.5}, "target accuracy must be in"),
     ({"tolerance": -1}, "tolerance must be in"),
+    ({"rule": "best-accuracy", "tolerance": 0.01}, "takes no goal value"),
+    ({"rule": "target"}, "needs a target accuracy"),
+    ({"rule": "cheapest-ever"}, "rule must be one of"),
 ])
 def test_bad_pool_arguments_are_input_errors(kwargs, message):
     names, probs, labels = _pool()

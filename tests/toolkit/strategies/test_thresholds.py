@@ -71,7 +71,13 @@ def test_cheapest_threshold_meeting_a_target_or_a_tolerance():
     assert choice.accuracy >= target
     assert choice.expected_cost == pytest.approx(curve.expected_cost[ok].min())
     tolerant = curve.cheapest(tolerance=0.02)
-    assert tolerant.accuracy >= curve.best_single_accuracy - 0.02 - 1e-12
+    assert tolerant.rule == "near-best"
+    assert tolerant.accuracy >= curve.best_cascade_accuracy - 0.02 - 1e-12
+    assert curve.best_cascade_accuracy == curve.best_accuracy().accuracy
+    default = curve.choose()  # near-best, half a point
+    assert default.rule == "near-best" and default.threshold == curve.cheapest(
+        tolerance=0.005).threshold
+    assert default.expected_cost <= curve.best_accuracy().expected_cost
     assert curve.cheapest(target_accuracy=1.01) is None
     assert curve.choose("target", target_accuracy=target).threshold == choice.threshold
     json.dumps(curve.to_dict())  # JSON-able
