@@ -345,3 +345,121 @@ def test_custom_costs_change_the_estimate():
     cheap_dram = EnergyModelConfig(costs=AccessCosts(dram=100))
     row = estimate_onnx(model, cheap_dram).row("conv")
     assert row.energy["dram"] == 134 * 100
+
+
+# -- the batch computed ------------------------------------------------------------------------
+def test_a_fixed_batch_1_model_is_computed_at_batch_1_whatever_batch_is_asked():
+    weights = np.ones((3, 2, 3, 3))
+    fixed = estimate_onnx(conv_model(weights, in_shape=(1, 2, 4, 4)), EnergyModelConfig(batch=16))
+    one = estimate_onnx(conv_model(weights), EnergyModelConfig(batch=1))
+    assert fixed.batch == 1 and fixed.batch_fixed
+    assert fixed.total == pytest.approx(one.total) and fixed.per_image == pytest.approx(one.total)
+    assert "fixes the batch at 1; the requested batch 16 does not apply" in fixed.batch_note
+    lines = fixed.lines()
+    assert "batch 1 fixed by the model" in lines[0] and "batch 16" not in lines[0]
+    assert fixed.to_dict()["batch"] == 1
+    dynamic = estimate_onnx(conv_model(weights), EnergyModelConfig(batch=16))
+    assert dynamic.batch == 16 and not dynamic.batch_fixed and dynamic.batch_note is None
+    assert dynamic.per_image == pytest.approx(dynamic.total / 16)
+
+
+def test_a_fixed_batch_4_model_reports_batch_4_and_per_image_figures():
+    weights = np.ones((3, 2, 3, 3))
+    fixed = estimate_onnx(conv_model(weights, in_shape=(4, 2, 4, 4)))  # config batch 1
+    dynamic4 = estimate_onnx(conv_model(weights), EnergyModelConfig(batch=4))
+    one = estimate_onnx(conv_model(weights))
+    assert fixed.batch == 4 and fixed.total == pytest.approx(dynamic4.total)
+    assert fixed.per_image == pytest.approx(dynamic4.total / 4)
+    assert fixed.total > 3 * one.total  # four images: the total is not one image's figure
+    assert fixed.per_image <= one.total  # weights read once for four images
+    data = fixed.to_dict()
+    assert data["batch"] == 4 and data["energy_units_per_image"] == pytest.approx(fixed.per_image)
+    total_line = [line for line in fixed.lines() if line.startswith("total:")][0]
+    assert "per inference of 4 images" in total_line and "per image" in total_line
+
+
+def test_calibration_divides_a_fixed_batch_models_estimate_by_its_batch(tmp_path):
+    """Measurements are per sample: an engine with a fixed batch of 4 must be fitted on a
+    quarter of its per-inference estimate (it used to be fitted 4-fold wrong)."""
+    path = tmp_path / "b4.onnx"
+    onnx.save(conv_model(np.ones((3, 2, 3, 3)), in_shape=(4, 2, 4, 4)), str(path))
+    per_image = estimate_onnx(conv_model(np.ones((3, 2, 3, 3))),
+                              EnergyModelConfig(batch=4)).total / 4
+    measured = tmp_path / "measured.json"
+    measured.write_text(json.dumps([{"onnx": path.name,
+                                     "energy_mj_per_inference": 2.0e-6 * per_image}]))
+    fit = fit_calibration(str(measured))
+    assert fit.mj_per_unit == pytest.approx(2.0e-6)
+    calibrated = estimate_onnx(str(path), EnergyModelConfig().calibrated(fit.mj_per_unit))
+    assert calibrated.per_image_mj == pytest.approx(2.0e-6 * per_image)
+    assert calibrated.to_dict()["energy_mj_per_image"] == pytest.approx(2.0e-6 * per_image)
+
+
+# -- activation sparsity -----------------------------------------------------------------------
+def relu_net(rng):
+    """x (N, 4, 5, 5) -> 1x1 Conv (8) -> Relu -> 1x1 Conv (6) -> Relu -> Flatten -> Gemm (3)."""
+    w1 = rng.randn(8, 4, 1, 1).astype(np.float32)
+    w2 = rng.randn(6, 8, 1, 1).astype(np.float32)
+    w3 = rng.randn(3, 150).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[1, 1], name="conv2"),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Flatten", ["r2"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w3"], ["y"], transB=1, name="fc")]
+    inits = [numpy_helper.from_array(w, n) for w, n in ((w1, "w1"), (w2, "w2"), (w3, "w3"))]
+    model = _model(nodes, [helper.make_tensor_value_info("x", FLOAT, ["N", 4, 5, 5])],
+                   [helper.make_tensor_value_info("y", FLOAT, None)], inits)
+    return model, (w1, w2, w3)
+
+
+def test_measured_zeros_of_a_relu_network_lower_its_estimate(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from toolkit.energy_model import measure_activation_sparsity
+    rng = np.random.RandomState(0)
+    model, (w1, w2, _) = relu_net(rng)
+    path = str(tmp_path / "relu.onnx")
+    onnx.save(model, path)
+    images = rng.randn(40, 4, 5, 5).astype(np.float32)
+    sparsity = measure_activation_sparsity(path, images, "noise", batch_size=16)
+    # the zero fractions are those of the ReLU outputs, computed here by hand
+    r1 = np.maximum(np.einsum("mc,nchw->nmhw", w1[:, :, 0, 0], images), 0)
+    r2 = np.maximum(np.einsum("mc,nchw->nmhw", w2[:, :, 0, 0], r1), 0)
+    assert sparsity.zero_fraction("x") == 0.0
+    assert sparsity.zero_fraction("r1") == pytest.approx(np.mean(r1 == 0))
+    assert sparsity.zero_fraction("f") == pytest.approx(np.mean(r2 == 0))
+    assert 0.3 < sparsity.zero_fraction("r1") < 0.7 and sparsity.samples == 40
+    dense = estimate_onnx(path)
+    sparse = estimate_onnx(path, activations=sparsity)
+    assert sparse.total < dense.total
+    assert sparse.row("conv1").total == pytest.approx(dense.row("conv1").total)  # no zeros in x
+    for name, tensor in (("conv2", "r1"), ("fc", "f")):
+        z = sparsity.zero_fraction(tensor)
+        row, before = sparse.row(name), dense.row(name)
+        assert row.input_zero_fraction == pytest.approx(z)
+        assert row.macs == pytest.approx(before.macs * (1 - z))
+        assert row.energy["mac"] < before.energy["mac"] and row.total < before.total
+        assert row.accesses["buffer"] == before.accesses["buffer"]  # zeros still move on-chip
+    assert "zeros measured on noise (40 samples)" in "\n".join(sparse.lines())
+    assert sparse.to_dict()["activation_sparsity"]["zero_fractions"]["r1"] == pytest.approx(
+        sparsity.zero_fraction("r1"))
+    # without measurements nothing changes, and the output says activations count as non-zero
+    assert estimate_onnx(path, activations=None) is dense
+    assert dense.to_dict()["activation_sparsity"] is None
+    assert all(row.input_zero_fraction == 0.0 for row in dense.rows)
+    assert any("every one counted non-zero" in line for line in dense.lines())
+
+
+def test_a_fixed_batch_model_is_measured_in_whole_batches(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from toolkit.energy_model import measure_activation_sparsity
+    rng = np.random.RandomState(1)
+    model, _ = relu_net(rng)
+    model.graph.input[0].type.tensor_type.shape.dim[0].Clear()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 8
+    path = str(tmp_path / "relu8.onnx")
+    onnx.save(model, path)
+    sparsity = measure_activation_sparsity(path, rng.randn(20, 4, 5, 5), batch_size=3)
+    assert sparsity.samples == 16
+    with pytest.raises(InputError, match="needs at least 8 image"):
+        measure_activation_sparsity(path, rng.randn(5, 4, 5, 5))

@@ -10,7 +10,9 @@ import click
               help="Data and MAC width: 8-bit moves half the bytes (every access x 0.5) and a "
                    "MAC costs (8/16)^2 = 0.25 of a 16-bit one.")
 @click.option("--batch", default=1, show_default=True, type=int,
-              help="Images per inference (the value of a dynamic batch axis).")
+              help="Images per inference: the value of a dynamic batch axis (a model whose ONNX "
+                   "fixes the batch is computed at its own batch, and says so). Per-image "
+                   "figures divide by the batch computed.")
 @click.option("--weight-format", type=click.Choice(["auto", "dense", "sparse"]), default="auto",
               show_default=True,
               help="How weights are stored: sparse = non-zeros + a 4-bit index each; auto = the "
@@ -18,8 +20,17 @@ import click
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Measurements JSON: a list of {\"onnx\": path, \"energy_mj_per_inference\": x} "
                    "measured on the device; fits mJ per unit so that figures are in mJ.")
+@click.option("--data", default=None, metavar="DATA",
+              help="Measure activation sparsity on this data (e.g. digits:train, a .npz, an image "
+                   "folder; preprocessed as the model's metadata says): the share of zeros in "
+                   "each conv/fc layer's input, run with ONNX Runtime. Without it every "
+                   "activation counts as non-zero.")
+@click.option("--data-samples", default=256, show_default=True, type=int,
+              help="Use at most this many samples of --data.")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON instead of a table.")
-def energy(model, bits, batch, weight_format, calibration, as_json):
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def energy(model, bits, batch, weight_format, calibration, data, data_samples, as_json,
+           no_progress):
     """Estimate the energy of one inference of MODEL (an ONNX file), layer by layer.
 
     Energy = MACs x 1 + accesses at each memory level x its cost: DRAM 200, global buffer 6,
@@ -27,6 +38,11 @@ def energy(model, bits, batch, weight_format, calibration, as_json):
     Access counts come from a simplified row-stationary dataflow whose assumptions are listed in
     the toolkit.energy_model docstring. Zero weights are skipped (pruned models cost less) and
     fewer bits cost less. Shapes come from ONNX shape inference.
+
+    Figures are per inference (the batch computed: --batch, or the model's own fixed batch)
+    and per image. With --data, the zeros of each conv/fc layer's input are measured on that
+    data and skipped (MACs, register-file accesses, compressed DRAM reads): after ReLU often
+    half of them.
 
     Without --calibration the figures are in normalized units: use them to compare models and
     layers. With measurements of a few engines on the device, one scale (mJ per unit, least
@@ -37,19 +53,25 @@ def energy(model, bits, batch, weight_format, calibration, as_json):
       toolkit energy model.onnx
       toolkit energy model.onnx --bits 8 --json > energy.json
       toolkit energy model.onnx --calibration measured.json
+      toolkit energy model.onnx --data digits:train
     """
     from basics.errors import InputError
     from toolkit.energy_model import EnergyModelConfig, estimate_onnx, fit_calibration
 
     if batch < 1:
         raise InputError("--batch must be at least 1, got {}".format(batch))
+    if data_samples < 1:
+        raise InputError("--data-samples must be at least 1, got {}".format(data_samples))
+    activations = None
+    if data is not None:
+        activations = _measure(model, data, data_samples, not no_progress)
     config = EnergyModelConfig(bits=int(bits), batch=batch, weight_format=weight_format)
     fit = None
     if calibration:
         fit = fit_calibration(calibration, EnergyModelConfig(bits=int(bits),
                                                              weight_format=weight_format))
         config = config.calibrated(fit.mj_per_unit)
-    estimate = estimate_onnx(model, config)
+    estimate = estimate_onnx(model, config, activations)
     if as_json:
         data = estimate.to_dict()
         if fit is not None:
@@ -61,3 +83,12 @@ def energy(model, bits, batch, weight_format, calibration, as_json):
     if fit is not None:
         for line in fit.lines():
             click.echo(line)
+
+
+def _measure(model, data, max_samples, progress):
+    """The activation sparsity of ``model`` on ``data`` (at most ``max_samples`` samples)."""
+    from calibration.sources import load_calibration_set
+    from toolkit.energy_model import measure_activation_sparsity
+    calibration_set = load_calibration_set(data, model)
+    return measure_activation_sparsity(model, calibration_set.images, calibration_set.name,
+                                       max_samples=max_samples, progress=progress)

@@ -8,7 +8,8 @@ returns a :class:`ModelEnergy` with one row per layer; calibrated (``fit_calibra
 figures become millijoules. The paper finds access counts with an optimizer over Eyeriss's
 row-stationary (RS) mappings; this module uses a simplified, explicit RS-like count instead.
 
-Notation, per layer: N images (the batch, 1 for a dynamic batch), C input channels in G groups
+Notation, per layer: N images (the batch: the model's own when its ONNX fixes one, else the
+config's, 1 by default; per-image figures divide by it), C input channels in G groups
 (Cg = C/G), M filters, R x S kernel, H x W input, E x F output; nnz = non-zero weights.
 
 Assumptions (every one is a modelling choice, not a measurement):
@@ -31,8 +32,15 @@ Assumptions (every one is a modelling choice, not a measurement):
    row is not delivered; a filter with no non-zero is not a pass member. Stored weights are dense
    (every weight) or sparse: each non-zero carries an index of ``index_bits`` (4) bits, i.e.
    nnz (1 + 4 / bits) words; ``weight_format="auto"`` stores whichever is smaller (DRAM and
-   buffer). The index's decoding energy inside the PE is not modelled. Zero activations (after
-   ReLU) are NOT skipped: activation sparsity is not modelled.
+   buffer). The index's decoding energy inside the PE is not modelled.
+   Activation sparsity (only when measured on data: ``toolkit energy --data``,
+   :mod:`toolkit.energy_model.activations`; else every activation counts as non-zero): with a
+   share z of a conv/fc layer's input entries zero (spread evenly over the weights), a MAC with
+   a zero input is skipped (MACs x (1 - z); its weight read and partial-sum read/write in the RF
+   too; the input itself is still read from the RF, to detect the zero), and the input is
+   read from DRAM compressed when that is smaller: non-zeros with an index of ``index_bits``
+   each, (1 - z) (1 + 4 / bits) words per entry. Global-buffer and array traffic keep the zeros
+   (gating happens in the PE, as in Eyeriss); outputs are written dense.
 6. Bit width: an access moves bits/16 of a 16-bit word, so every access energy scales by bits/16
    (8-bit moves half the bytes); a MAC scales by (bits/16)^2 (an array multiplier's area and
    energy grow with the square of the width; Horowitz, ISSCC 2014, gives 0.2 pJ for an 8-bit vs
@@ -51,6 +59,7 @@ Assumptions (every one is a modelling choice, not a measurement):
 9. Q/DQ models: the integer weights behind a DequantizeLinear (minus the zero point) give the
    sparsity; the bit width is the config's, not read from the graph.
 """
+from toolkit.energy_model.activations import ActivationSparsity, measure_activation_sparsity
 from toolkit.energy_model.calibration import (
                                               Calibration,
                                               Measurement,
@@ -68,6 +77,6 @@ from toolkit.energy_model.formulas import (
 from toolkit.energy_model.onnx_graph import clear_cache, estimate_onnx
 from toolkit.energy_model.report import ModelEnergy
 
-__all__ = ["AccessCosts", "Calibration", "EnergyModelConfig", "LayerEnergy", "LayerShape",
+__all__ = ["AccessCosts", "ActivationSparsity", "Calibration", "EnergyModelConfig", "LayerEnergy", "LayerShape",
            "Measurement", "ModelEnergy", "WeightStats", "clear_cache", "estimate_onnx",
-           "fit_calibration", "layer_energy", "load_measurements"]
+           "fit_calibration", "layer_energy", "load_measurements", "measure_activation_sparsity"]

@@ -106,7 +106,8 @@ def fit_calibration(measurements, config=None):
             item_config = EnergyModelConfig(**data)
         elif config.mj_per_unit is not None:
             item_config = config.calibrated(None)
-        estimates.append(estimate_onnx(item.onnx, item_config).total)
+        # per image: an engine with a fixed batch of N computes N images per inference
+        estimates.append(estimate_onnx(item.onnx, item_config).per_image)
     denominator = sum(e * e for e in estimates)
     if denominator <= 0:
         raise InputError("the measured models have no estimated energy; cannot calibrate")

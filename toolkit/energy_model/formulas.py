@@ -231,8 +231,9 @@ class LayerEnergy(object):
     """
 
     def __init__(self, name, op_type, shape, macs, dense_macs, weights, nonzero_weights,
-                 weight_words, weight_format, accesses, energy, note=None):
+                 weight_words, weight_format, accesses, energy, note=None, input_zero_fraction=0.0):
         self.name = name
+        self.input_zero_fraction = float(input_zero_fraction)
         self.op_type = op_type
         self.shape = shape
         self.macs = macs
@@ -264,7 +265,8 @@ class LayerEnergy(object):
         """The same figures under another name (the ONNX node's)."""
         return LayerEnergy(name, op_type or self.op_type, self.shape, self.macs, self.dense_macs,
                            self.weights, self.nonzero_weights, self.weight_words, self.weight_format,
-                           self.accesses, self.energy, note if note is not None else self.note)
+                           self.accesses, self.energy, note if note is not None else self.note,
+                           self.input_zero_fraction)
 
     def to_dict(self, mj_per_unit=None):
         data = {"name": self.name, "op_type": self.op_type, "kind": self.kind,
@@ -274,6 +276,7 @@ class LayerEnergy(object):
                 "weight_format": self.weight_format,
                 "input_activations": self.shape.input_count * self.shape.repeat,
                 "output_activations": self.shape.output_count * self.shape.repeat,
+                "input_zero_fraction": self.input_zero_fraction,
                 "accesses": {level: dict(self.accesses[level]) for level in LEVELS},
                 "energy_units": dict(self.energy)}
         if mj_per_unit is not None:
@@ -283,14 +286,22 @@ class LayerEnergy(object):
         return data
 
 
-def layer_energy(shape, config, weights=None, name="", op_type=""):
+def layer_energy(shape, config, weights=None, name="", op_type="", input_zero_fraction=0.0):
     """The energy of one layer of ``shape`` under ``config``.
 
     ``weights``: the layer's weight array, shape ``shape.weight_shape`` ((M, C/groups, R, S); a
-    conv_transpose's (C, M/groups, R, S)) or anything that reshapes to it (its zeros are skipped), or ``None`` for dense weights. Returns a :class:`LayerEnergy`.
+    conv_transpose's (C, M/groups, R, S)) or anything that reshapes to it (its zeros are
+    skipped), or ``None`` for dense weights. ``input_zero_fraction``: the share of the layer's
+    input activations that are zero (measured on data; conv/fc/matmul layers skip the MACs of
+    zero inputs and store them compressed in DRAM, see :mod:`toolkit.energy_model`). Returns a
+    :class:`LayerEnergy`.
     """
+    zeros = float(input_zero_fraction)
+    if not 0.0 <= zeros <= 1.0:
+        raise InputError("layer {}: the input zero fraction must be in [0, 1], got {!r}".format(
+            name or op_type, input_zero_fraction))
     if shape.kind in COMPUTE_KINDS:
-        row = _compute_layer(shape, config, weights, name, op_type)
+        row = _compute_layer(shape, config, weights, name, op_type, zeros)
     elif shape.kind in ("eltwise", "pool"):
         row = _elementwise_layer(shape, config, name, op_type)
     else:
@@ -300,7 +311,7 @@ def layer_energy(shape, config, weights=None, name="", op_type=""):
     return row
 
 
-def _compute_layer(shape, config, weights, name, op_type):
+def _compute_layer(shape, config, weights, name, op_type, zeros=0.0):
     n = shape.batch
     m = shape.out_channels
     c = shape.in_channels
@@ -315,8 +326,11 @@ def _compute_layer(shape, config, weights, name, op_type):
     if shape.kind == "conv_transpose" and weights is not None:
         weights = _filters_first(weights, shape)
     stats = WeightStats((m, cg) + shape.kernel_hw, g, q, weights)
-    macs = n * e * f * stats.nonzero
+    weight_macs = n * e * f * stats.nonzero  # MACs with a non-zero weight
     dense_macs = n * e * f * stats.count
+    # activation sparsity: a MAC whose input is zero is skipped (zeros spread evenly)
+    density = 1.0 - zeros
+    macs = weight_macs if not zeros else weight_macs * density
     bias_words = m if shape.bias else 0
     weight_words, weight_format = _stored_weight_words(stats, config)
     weight_words += bias_words
@@ -324,7 +338,8 @@ def _compute_layer(shape, config, weights, name, op_type):
     psum_passes = _ceil_div(cg, config.channels_per_pass)
     accesses = {
         # one read of each weight from DRAM, each input read once, each output written once
-        "dram": {"inputs": n * c * h * w, "weights": weight_words, "psums": outputs},
+        "dram": {"inputs": _stored_input_words(n * c * h * w, density, config),
+                 "weights": weight_words, "psums": outputs},
         # inputs: once per pass of filters_per_pass live filters; weights: once per image;
         # psums: spill between input-channel passes (write + read back), final write
         "buffer": {"inputs": n * cg * h * w * stats.active_filter_passes,
@@ -336,12 +351,14 @@ def _compute_layer(shape, config, weights, name, op_type):
         "array": {"inputs": n * e * w * stats.row_deliveries,
                   "weights": n * e * stats.nonzero,
                   "psums": n * e * f * stats.nonzero_rows},
-        # per MAC: read weight, read input, read + write partial sum
-        "rf": {"inputs": macs, "weights": macs, "psums": 2 * macs},
+        # per MAC: read weight, read input, read + write partial sum; a zero input is still
+        # read (to detect it), the rest of its MAC is skipped
+        "rf": {"inputs": weight_macs, "weights": macs, "psums": 2 * macs},
     }
     mac_ops = macs + (outputs if shape.bias else 0)  # bias adds count as MAC-equivalent ops
     return LayerEnergy(name, op_type, shape, macs, dense_macs, stats.count, stats.nonzero,
-                       weight_words, weight_format, accesses, _energy(accesses, mac_ops, config))
+                       weight_words, weight_format, accesses, _energy(accesses, mac_ops, config),
+                       input_zero_fraction=zeros)
 
 
 def _elementwise_layer(shape, config, name, op_type):
@@ -381,6 +398,14 @@ def _stored_weight_words(stats, config):
     return sparse, "sparse"
 
 
+def _stored_input_words(count, density, config):
+    """Input words read from DRAM: dense, or (with zeros) the non-zeros with an index each when
+    that is smaller (run-length style compression of sparse activations)."""
+    if density >= 1.0:
+        return count
+    return min(float(count), count * density * (1.0 + config.index_bits / float(config.bits)))
+
+
 def _energy(accesses, mac_ops, config):
     costs = config.costs
     energy = {level: float(sum(accesses[level].values())) * costs.level(level) * config.data_scale
@@ -395,7 +420,7 @@ def _repeat(row, times):
     energy = {k: v * times for k, v in row.energy.items()}
     return LayerEnergy(row.name, row.op_type, row.shape, row.macs * times, row.dense_macs * times,
                        row.weights * times, row.nonzero_weights * times, row.weight_words * times,
-                       row.weight_format, accesses, energy, row.note)
+                       row.weight_format, accesses, energy, row.note, row.input_zero_fraction)
 
 
 def _ceil_div(a, b):

@@ -33,22 +33,26 @@ _cache = collections.OrderedDict()  # (sha256, config key) -> ModelEnergy
 _sha_memo = {}  # (path, mtime_ns, size) -> sha256
 
 
-def estimate_onnx(model, config=None):
+def estimate_onnx(model, config=None, activations=None):
     """Per-layer energy of an ONNX model: a path, serialized bytes or an ``onnx.ModelProto``.
 
-    ``config``: :class:`EnergyModelConfig` (default: 16-bit, batch 1, the paper's costs). Results
-    are cached per (model sha256, config): asking again for the same file is a dictionary lookup.
-    Returns a :class:`ModelEnergy` (treat it as read-only: it may be shared through the cache).
+    ``config``: :class:`EnergyModelConfig` (default: 16-bit, batch 1, the paper's costs; the batch
+    applies to a dynamic batch axis: a model with a fixed batch is computed at that batch, see
+    :attr:`ModelEnergy.batch`). ``activations``: measured zero fractions of the layers' inputs
+    (:class:`toolkit.energy_model.activations.ActivationSparsity`), or None (every activation
+    counted non-zero). Results are cached per (model sha256, config, activations): asking again
+    for the same file is a dictionary lookup. Returns a :class:`ModelEnergy` (treat it as
+    read-only: it may be shared through the cache).
     """
     config = EnergyModelConfig() if config is None else config
     if not isinstance(config, EnergyModelConfig):
         raise InputError("config must be an EnergyModelConfig, got {}".format(type(config).__name__))
     source, sha, loader = _source(model)
-    key = (sha, config.key())
+    key = (sha, config.key(), None if activations is None else activations.key())
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    result = _estimate(loader(), config, source, sha)
+    result = _estimate(loader(), config, source, sha, activations)
     _cache[key] = result
     while len(_cache) > _CACHE_ENTRIES:
         _cache.popitem(last=False)
@@ -97,9 +101,11 @@ def _parse(onnx, data, what):
         raise InputError("{} are not a readable ONNX model: {}".format(what, _first_line(exc))) from None
 
 
-def _estimate(proto, config, source, sha):
+def _estimate(proto, config, source, sha, activations=None):
     onnx = lazy_import("onnx", "reading ONNX models for the energy model")
+    fixed_batch = model_batch(proto)
     graph = _Graph(onnx, _fix_batch(onnx, proto, config.batch, source))
+    graph.activations = activations
     rows, free_ops = [], collections.Counter()
     for node in graph.nodes:
         name = node.name or (node.output[0] if node.output else node.op_type)
@@ -111,7 +117,25 @@ def _estimate(proto, config, source, sha):
     if not rows:
         raise InputError("{}: no layer the energy model can cost (ops: {})".format(
             source, ", ".join(sorted(free_ops)) or "none"))
-    return ModelEnergy(rows, config, source=source, sha256=sha, free_ops=dict(free_ops))
+    return ModelEnergy(rows, config, source=source, sha256=sha, free_ops=dict(free_ops),
+                       batch=config.batch if fixed_batch is None else fixed_batch,
+                       batch_fixed=fixed_batch is not None, activations=activations)
+
+
+def model_batch(proto):
+    """The fixed batch (axis 0) of the model's first image input, or None when it is dynamic
+    (or the model has no input with a batch axis)."""
+    initializers = {init.name for init in proto.graph.initializer}
+    for value in proto.graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not len(dims):
+            continue
+        first = dims[0]
+        return int(first.dim_value) if first.HasField("dim_value") and first.dim_value > 0 \
+            else None
+    return None
 
 
 def _fix_batch(onnx, proto, batch, source):
@@ -165,6 +189,13 @@ class _Graph(object):
             for out in node.output:
                 self._producers[out] = node
         self._arrays = {}
+        self.activations = None
+
+    def input_zeros(self, node):
+        """The measured zero fraction of ``node``'s first input (0 when not measured)."""
+        if self.activations is None:
+            return 0.0
+        return self.activations.zero_fraction(node.input[0])
 
     def shape(self, name, node):
         shape = self.shapes.get(name)
@@ -243,7 +274,8 @@ def _conv_row(graph, node, name, config):
     shape = LayerShape(kind, batch=x_shape[0], in_channels=x_shape[1], in_hw=x_shape[2:],
                        out_channels=y_shape[1], out_hw=y_shape[2:], kernel_hw=w_shape[2:],
                        groups=groups, bias=len(node.input) > 2 and bool(node.input[2]))
-    return layer_energy(shape, config, graph.constant(node.input[1]), name, node.op_type)
+    return layer_energy(shape, config, graph.constant(node.input[1]), name, node.op_type,
+                        graph.input_zeros(node))
 
 
 def _gemm_row(graph, node, name, config):
@@ -262,7 +294,8 @@ def _gemm_row(graph, node, name, config):
             name, note="second operand is an activation: counted as dense weights")
     weights = weights if trans_b else weights.T  # -> (M, K)
     shape = LayerShape("fc", batch=rows, in_channels=k, out_channels=m, bias=bias)
-    return layer_energy(shape, config, weights, name, node.op_type)
+    zeros = 0.0 if _attr(node, "transA", 0) else graph.input_zeros(node)
+    return layer_energy(shape, config, weights, name, node.op_type, zeros)
 
 
 def _matmul_row(graph, node, name, config):
@@ -278,7 +311,7 @@ def _matmul_row(graph, node, name, config):
         else:  # (..., T, K) x (K, M): T positions share the weights like a 1x1 convolution
             shape = LayerShape("fc", batch=int(np.prod(a_shape[:-2])), in_channels=k,
                                in_hw=(a_shape[-2], 1), out_channels=m, out_hw=(a_shape[-2], 1))
-        return layer_energy(shape, config, weights.T, name, node.op_type)
+        return layer_energy(shape, config, weights.T, name, node.op_type, graph.input_zeros(node))
     out_shape = graph.shape(node.output[0], node)
     rows = out_shape[-2] if len(out_shape) >= 2 else 1
     copies = int(np.prod(out_shape[:-2])) if len(out_shape) > 2 else 1
