@@ -70,10 +70,11 @@ def run_demo(config, log=lambda line: None):
     os.makedirs(config.out_dir, exist_ok=True)
     paths = {name: _paths(config.out_dir, name) for name in (SMALL, LARGE)}
 
-    # 1. data: the bundled digits, fixed 60/20/20 split
-    train = load_dataset("digits:train", seed=config.seed)
-    val = load_dataset("digits:val", seed=config.seed)
-    test = load_dataset("digits:test", seed=config.seed)
+    # 1. data: the bundled digits, fixed 60/20/20 split (written, so the commands repeat it)
+    split_path = os.path.join(config.out_dir, "split.json")
+    _write_split(split_path, config.seed)
+    train, val, test = (load_dataset("{}:{}".format(split_path, part))
+                        for part in ("train", "val", "test"))
     log("data: digits, {} train / {} val / {} test images of {}x{}, {} classes".format(
         len(train), len(val), len(test), train.images.shape[2], train.images.shape[3],
         train.num_classes))
@@ -134,6 +135,13 @@ def run_demo(config, log=lambda line: None):
     write_json_atomic(report_path, report)
     log("report: {}".format(report_path))
     return report
+
+
+def _write_split(path, seed):
+    """Write the split file of the bundled digits' split with ``seed`` (the 60/20/20 rule)."""
+    from calibration.datasets import load_digits_variant
+    from calibration.splits import make_split_file
+    make_split_file("digits", len(load_digits_variant("digits")), seed=seed).write(path)
 
 
 def _paths(out_dir, name):
@@ -396,13 +404,14 @@ def _commands(config, paths, specs, threshold):
             paths[name]["onnx"], paths[name]["engine"], config.max_batch, build_extra))
     commands.append("toolkit bench {} --batch {}".format(paths[SMALL]["engine"],
                                                          config.max_batch))
-    commands.append("toolkit pair threshold {} {} --data digits:val --target-accuracy {:.6f} "
-                    "--write-spec {}".format(paths[SMALL]["engine"], paths[LARGE]["engine"],
+    split = os.path.join(config.out_dir, "split.json")
+    commands.append("toolkit pair threshold {} {} --data {}:val --target-accuracy {:.6f} "
+                    "--write-spec {}".format(paths[SMALL]["engine"], paths[LARGE]["engine"], split,
                                              threshold["target_accuracy"],
                                              specs["memo_cascade"]))
     for key, _ in ROWS:
-        commands.append("toolkit run {} --data digits:test --duplicate {:g}".format(
-            specs[key], config.duplicate))
+        commands.append("toolkit run {} --data {}:test --duplicate {:g}".format(
+            specs[key], split, config.duplicate))
     return commands
 
 
@@ -431,13 +440,14 @@ def demo(out_dir, epochs, baseline_epochs, backend, precision, iterations, repea
     \b
     Steps:
       1. load scikit-learn's digits (8x8, 10 classes; no download), split 60/20/20
+         (written to split.json: the printed commands read it)
       2. train export.models.small_cnn with PyTorch
       3. export it to ONNX with a parity check and a metadata sidecar
       4. build an engine (TensorRT on a Jetson, ONNX Runtime elsewhere)
       5. run the engine on the test split: accuracy
       6. time it at batch 1 and 32: median / p95 latency and throughput
       7. train export.models.large_cnn (the large baseline), export and build it
-      8. choose the cascade threshold small -> large on digits:val: the cheapest
+      8. choose the cascade threshold small -> large on the val split: the cheapest
          (by measured latency) within 0.3 points of the large model's accuracy
       9. write deployment specs: large.yaml, cascade.yaml, deploy.yaml (memo + cascade)
      10. run the test split with every image shown twice through each spec and
@@ -445,7 +455,8 @@ def demo(out_dir, epochs, baseline_epochs, backend, precision, iterations, repea
          speed-up vs large, energy per inference (measured with a power source,
          else the analytical energy model's estimate, labelled ESTIMATE)
      11. print the toolkit commands that repeat each step by hand
-    Everything lands in --out (*.pt, *.onnx, *.engine + .json, *.yaml, demo_report.json).
+    Everything lands in --out (*.pt, *.onnx, *.engine + .json, *.yaml, split.json,
+    demo_report.json).
 
     \b
     Examples:

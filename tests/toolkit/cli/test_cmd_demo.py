@@ -58,7 +58,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
 
     for name in ("small_cnn.pt", "small_cnn.onnx", "small_cnn.onnx.json", "small_cnn.engine",
                  "small_cnn.engine.json", "large_cnn.pt", "large_cnn.onnx", "large_cnn.engine",
-                 "large.yaml", "cascade.yaml", "deploy.yaml", "demo_report.json"):
+                 "large.yaml", "cascade.yaml", "deploy.yaml", "demo_report.json", "split.json"):
         assert os.path.isfile(os.path.join(out_dir, name)), name
     with open(os.path.join(out_dir, "demo_report.json")) as handle:
         report = json.load(handle)
@@ -78,8 +78,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert memo["energy"]["estimate"]["formula"].startswith("(1 - 0.500) x [E(small) + ")
     for row in compare["rows"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["ms_per_sample"] > 0
-    # the written spec runs by hand as printed
-    assert main(["run", os.path.join(out_dir, "deploy.yaml"), "--data", "digits:test",
+    # the printed commands read the demo's own split; the written spec runs by hand as printed
+    split = os.path.join(out_dir, "split.json")
+    assert any("--data {}:val".format(split) in c for c in report["commands"])
+    assert any("--data {}:test".format(split) in c for c in report["commands"])
+    assert main(["run", os.path.join(out_dir, "deploy.yaml"), "--data", split + ":test",
                  "--power", "none", "--no-progress"]) == 0
     assert "memo hit rate" in capsys.readouterr().out
 
