@@ -195,6 +195,9 @@ def threshold(first, second, rule, tolerance, target_accuracy, budget, data, sco
         chosen = best
     elif chosen is not best:
         click.echo("chosen: " + chosen.line())
+    useless = _saves_nothing(curve, chosen, names)
+    if useless:
+        click.echo("note: {} -> {} saves nothing: {}".format(names[0], names[1], useless))
     if json_path:
         _write_json(json_path, {"first": names[0], "second": names[1],
                                 "models_paths": [first, second], "curve": curve.to_dict(),
@@ -208,6 +211,19 @@ def threshold(first, second, rule, tolerance, target_accuracy, budget, data, sco
         click.echo("plot: {}".format(plot_path))
     if spec_path:
         _write_spec(spec_path, (first, second), names, 0, 1, chosen, score, post_check, memo)
+
+
+def _saves_nothing(curve, chosen, names):
+    """Why the pair at ``chosen`` saves nothing over the more accurate of its two models, or
+    None (the rule of ``PoolEvaluation.saves_nothing`` for a fixed pair)."""
+    if curve.cost_first > curve.cost_second:
+        return "its first model {} is the more expensive one".format(names[0])
+    better = 1 if curve.accuracy_second >= curve.accuracy_first else 0
+    cost = curve.cost_second if better else curve.cost_first
+    if chosen.expected_cost >= cost:
+        return "its expected cost {:.4g} is not below the {:.4g} of the more accurate model " \
+               "{}".format(chosen.expected_cost, cost, names[better])
+    return None
 
 
 def _check_goal(rule, target_accuracy, tolerance, budget=None):

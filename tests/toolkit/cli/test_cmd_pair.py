@@ -184,3 +184,16 @@ def test_select_default_rule_is_printed_and_the_papers_rule_is_an_option(pool, t
 def test_rule_and_goal_values_must_agree(pool, capsys, extra, words):
     assert main(["pair", "select"] + pool + ["--data", "digits:val", "--no-progress"] + extra) == 1
     _one_line_error(capsys, words)
+
+
+def test_threshold_says_when_a_large_first_pair_saves_nothing(pool, capsys):
+    # the CNN (costlier by the energy model) first, a linear model second
+    assert main(["pair", "threshold", pool[0], pool[1], "--data", "digits:val", "--cost",
+                 "energy-model", "--rule", "best-accuracy", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "note: small -> linear1 saves nothing: its first model small is the more expensive" \
+        in out
+    assert main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--cost",
+                 "energy-model", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rule near-best (tolerance 0.005 below the best accuracy)" in out
