@@ -282,8 +282,9 @@ def load_dataset(spec, shape_chw=None, split=None, seed=0):
     ref = resolve_data(spec, split=split, seed=seed)
     if ref.kind == "folder":
         if shape_chw is None:
-            raise InputError("reading the image folder {} needs an image size (the model's input "
-                             "is dynamic: give one with a fixed size)".format(ref.source))
+            raise InputError("reading the image folder {} needs an image size, and the model's "
+                             "input size is dynamic (export it with a fixed image size)".format(
+                                 ref.source))
         files, classes = list_image_folder(ref.source)
         index = ref.index(files=files)
         if index is not None:
