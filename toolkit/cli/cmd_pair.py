@@ -129,6 +129,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
                                target_accuracy=target_accuracy, tolerance=tolerance,
                                cost_budget=cost_budget, second_models=list(second_models) or None,
                                rule=rule)
+    click.echo("data: {} ({} samples)".format(pool["data"], len(pool["labels"])))
     for line in evaluation.lines():
         click.echo(line)
     candidate, choice, _ = evaluation.recommended()
@@ -136,6 +137,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
         result = evaluation.to_dict()
         result["recommended"]["curve"] = candidate.curve.to_dict()
         result["models_paths"] = list(models)
+        result["data"] = pool["data"]
         _write_json(json_path, result)
         click.echo("json: {}".format(json_path))
     if plot_path:
@@ -179,9 +181,9 @@ def threshold(first, second, rule, tolerance, target_accuracy, budget, data, sco
     rule, tolerance = resolve_rule(rule, target_accuracy, tolerance, cost_budget)
     chosen = curve.choose(rule, target_accuracy, tolerance, cost_budget)
     names = pool["names"]
-    click.echo("{} -> {} on {} samples ({}{}), cost in {}".format(
-        names[0], names[1], curve.samples, score, ", post-check" if post_check else "",
-        curve.cost_unit))
+    click.echo("{} -> {} on {} samples of {} ({}{}), cost in {}".format(
+        names[0], names[1], curve.samples, pool["data"], score, ", post-check" if post_check
+        else "", curve.cost_unit))
     click.echo("  {}: accuracy {:.4f}, cost {:.4g}".format(names[0], curve.accuracy_first,
                                                          curve.cost_first))
     click.echo("  {}: accuracy {:.4f}, cost {:.4g}".format(names[1], curve.accuracy_second,
@@ -291,7 +293,8 @@ def _evaluate(models, data, cost, batch, threads, progress):
     if len(classes) != 1:
         raise InputError("the models disagree on the number of classes: {}".format(
             ", ".join("{} {}".format(n, p.shape[1]) for n, p in zip(names, probs))))
-    return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit}
+    return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit,
+            "data": dataset.name}
 
 
 def _accuracies(pool):

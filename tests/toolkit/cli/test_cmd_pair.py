@@ -149,8 +149,9 @@ def test_select_on_an_npz_split_sees_only_the_validation_samples(pool, tmp_path,
     printed = capsys.readouterr().out
     val = load_dataset("digits:val")
     assert "{} validation samples".format(len(val)) in printed and len(val) == 359
+    assert "data: hard.npz:val (359 samples)" in printed
     result = json.load(open(out_json))
-    assert result["samples"] == 359
+    assert result["samples"] == 359 and result["data"] == "hard.npz:val"
     # the same pool on digits:val (the same split of the same images) gives the same figures
     same_json = str(tmp_path / "same.json")
     assert main(["pair", "select"] + pool + ["--data", "digits:val", "--json", same_json,
