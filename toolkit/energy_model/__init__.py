@@ -40,7 +40,9 @@ Assumptions (every one is a modelling choice, not a measurement):
    too; the input itself is still read from the RF, to detect the zero), and the input is
    read from DRAM compressed when that is smaller: non-zeros with an index of ``index_bits``
    each, (1 - z) (1 + 4 / bits) words per entry. Global-buffer and array traffic keep the zeros
-   (gating happens in the PE, as in Eyeriss); outputs are written dense.
+   (gating happens in the PE, as in Eyeriss). The output a layer writes to DRAM (after the
+   unary element-wise ops fused onto it, e.g. its ReLU) is compressed the same way, with its
+   own measured zero share.
 6. Bit width: an access moves bits/16 of a 16-bit word, so every access energy scales by bits/16
    (8-bit moves half the bytes); a MAC scales by (bits/16)^2 (an array multiplier's area and
    energy grow with the square of the width; Horowitz, ISSCC 2014, gives 0.2 pJ for an 8-bit vs

@@ -2,10 +2,11 @@
 
 Yang et al.'s estimation tool takes the number of zero entries in each feature map: after ReLU,
 often half of them or more. :func:`measure_activation_sparsity` runs the model with ONNX Runtime
-on calibration images, with the input of every Conv, ConvTranspose, Gemm and MatMul node added
-as a graph output, and counts the exact zeros of each (over every sample and element).
-``estimate_onnx(model, config, activations=...)`` then skips the MACs of zero inputs and
-compresses them in DRAM (see :mod:`toolkit.energy_model`, assumption 5).
+on calibration images, with the input of every Conv, ConvTranspose, Gemm and MatMul node and its
+stored output (the tensor after the unary element-wise ops fused onto it, e.g. its ReLU: what is
+written to DRAM) added as graph outputs, and counts the exact zeros of each (over every sample
+and element). ``estimate_onnx(model, config, activations=...)`` then skips the MACs of zero
+inputs and compresses zeros in DRAM (see :mod:`toolkit.energy_model`, assumption 5).
 """
 import numpy as np
 
@@ -14,6 +15,9 @@ from basics.lazy import lazy_import
 from basics.progress import progress_bar
 
 MEASURED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# single-input element-wise ops that run fused on a layer's output before it is stored
+FUSED_UNARY_OPS = ("Relu", "Clip", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid",
+                   "HardSwish", "Tanh", "BatchNormalization", "Identity")
 DEFAULT_MAX_SAMPLES = 256
 DEFAULT_BATCH = 32
 
@@ -49,17 +53,43 @@ class ActivationSparsity(object):
                 "zero_fractions": dict(self.zero_fractions), "mean_zero_fraction": self.mean}
 
     def line(self):
-        return ("zeros measured on {} ({} samples): {} layer inputs, {:.1%} zero on average; "
+        return ("zeros measured on {} ({} samples): {} feature maps, {:.1%} zero on average; "
                 "MACs of zero inputs skipped, zeros compressed in DRAM".format(
                     self.data_name, self.samples, len(self.zero_fractions), self.mean))
 
 
+def consumers_of(nodes):
+    """{tensor name: [nodes reading it]}."""
+    consumers = {}
+    for node in nodes:
+        for name in node.input:
+            if name:
+                consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def stored_output(node, consumers):
+    """The tensor a compute ``node`` writes to DRAM: its output, or the output of the chain of
+    unary element-wise ops (:data:`FUSED_UNARY_OPS`) that alone consume it, fused onto it."""
+    tensor = node.output[0]
+    while True:
+        users = consumers.get(tensor, [])
+        if len(users) != 1 or users[0].op_type not in FUSED_UNARY_OPS or not users[0].output:
+            return tensor
+        tensor = users[0].output[0]
+
+
 def measured_tensors(proto):
-    """The names of the first inputs of every Conv/ConvTranspose/Gemm/MatMul node (in order)."""
+    """The names of the first input and of the stored output of every Conv/ConvTranspose/Gemm/
+    MatMul node (in order)."""
+    consumers = consumers_of(proto.graph.node)
     names = []
     for node in proto.graph.node:
-        if node.op_type in MEASURED_OPS and node.input and node.input[0] not in names:
-            names.append(node.input[0])
+        if node.op_type not in MEASURED_OPS or not node.input or not node.output:
+            continue
+        for name in (node.input[0], stored_output(node, consumers)):
+            if name not in names:
+                names.append(name)
     return names
 
 

@@ -231,9 +231,11 @@ class LayerEnergy(object):
     """
 
     def __init__(self, name, op_type, shape, macs, dense_macs, weights, nonzero_weights,
-                 weight_words, weight_format, accesses, energy, note=None, input_zero_fraction=0.0):
+                 weight_words, weight_format, accesses, energy, note=None, input_zero_fraction=0.0,
+                 output_zero_fraction=0.0):
         self.name = name
         self.input_zero_fraction = float(input_zero_fraction)
+        self.output_zero_fraction = float(output_zero_fraction)
         self.op_type = op_type
         self.shape = shape
         self.macs = macs
@@ -266,7 +268,7 @@ class LayerEnergy(object):
         return LayerEnergy(name, op_type or self.op_type, self.shape, self.macs, self.dense_macs,
                            self.weights, self.nonzero_weights, self.weight_words, self.weight_format,
                            self.accesses, self.energy, note if note is not None else self.note,
-                           self.input_zero_fraction)
+                           self.input_zero_fraction, self.output_zero_fraction)
 
     def to_dict(self, mj_per_unit=None):
         data = {"name": self.name, "op_type": self.op_type, "kind": self.kind,
@@ -277,6 +279,7 @@ class LayerEnergy(object):
                 "input_activations": self.shape.input_count * self.shape.repeat,
                 "output_activations": self.shape.output_count * self.shape.repeat,
                 "input_zero_fraction": self.input_zero_fraction,
+                "output_zero_fraction": self.output_zero_fraction,
                 "accesses": {level: dict(self.accesses[level]) for level in LEVELS},
                 "energy_units": dict(self.energy)}
         if mj_per_unit is not None:
@@ -286,22 +289,24 @@ class LayerEnergy(object):
         return data
 
 
-def layer_energy(shape, config, weights=None, name="", op_type="", input_zero_fraction=0.0):
+def layer_energy(shape, config, weights=None, name="", op_type="", input_zero_fraction=0.0,
+                 output_zero_fraction=0.0):
     """The energy of one layer of ``shape`` under ``config``.
 
     ``weights``: the layer's weight array, shape ``shape.weight_shape`` ((M, C/groups, R, S); a
     conv_transpose's (C, M/groups, R, S)) or anything that reshapes to it (its zeros are
-    skipped), or ``None`` for dense weights. ``input_zero_fraction``: the share of the layer's
-    input activations that are zero (measured on data; conv/fc/matmul layers skip the MACs of
-    zero inputs and store them compressed in DRAM, see :mod:`toolkit.energy_model`). Returns a
-    :class:`LayerEnergy`.
+    skipped), or ``None`` for dense weights. ``input_zero_fraction`` / ``output_zero_fraction``:
+    the share of zeros in the layer's input and in the output it stores (measured on data;
+    conv/fc/matmul layers skip the MACs of zero inputs and keep zeros compressed in DRAM, see
+    :mod:`toolkit.energy_model`). Returns a :class:`LayerEnergy`.
     """
-    zeros = float(input_zero_fraction)
-    if not 0.0 <= zeros <= 1.0:
-        raise InputError("layer {}: the input zero fraction must be in [0, 1], got {!r}".format(
-            name or op_type, input_zero_fraction))
+    for label, value in (("input", input_zero_fraction), ("output", output_zero_fraction)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise InputError("layer {}: the {} zero fraction must be in [0, 1], got {!r}".format(
+                name or op_type, label, value))
     if shape.kind in COMPUTE_KINDS:
-        row = _compute_layer(shape, config, weights, name, op_type, zeros)
+        row = _compute_layer(shape, config, weights, name, op_type, float(input_zero_fraction),
+                             float(output_zero_fraction))
     elif shape.kind in ("eltwise", "pool"):
         row = _elementwise_layer(shape, config, name, op_type)
     else:
@@ -311,7 +316,7 @@ def layer_energy(shape, config, weights=None, name="", op_type="", input_zero_fr
     return row
 
 
-def _compute_layer(shape, config, weights, name, op_type, zeros=0.0):
+def _compute_layer(shape, config, weights, name, op_type, zeros=0.0, out_zeros=0.0):
     n = shape.batch
     m = shape.out_channels
     c = shape.in_channels
@@ -338,8 +343,9 @@ def _compute_layer(shape, config, weights, name, op_type, zeros=0.0):
     psum_passes = _ceil_div(cg, config.channels_per_pass)
     accesses = {
         # one read of each weight from DRAM, each input read once, each output written once
-        "dram": {"inputs": _stored_input_words(n * c * h * w, density, config),
-                 "weights": weight_words, "psums": outputs},
+        "dram": {"inputs": _stored_activation_words(n * c * h * w, density, config),
+                 "weights": weight_words,
+                 "psums": _stored_activation_words(outputs, 1.0 - out_zeros, config)},
         # inputs: once per pass of filters_per_pass live filters; weights: once per image;
         # psums: spill between input-channel passes (write + read back), final write
         "buffer": {"inputs": n * cg * h * w * stats.active_filter_passes,
@@ -358,7 +364,7 @@ def _compute_layer(shape, config, weights, name, op_type, zeros=0.0):
     mac_ops = macs + (outputs if shape.bias else 0)  # bias adds count as MAC-equivalent ops
     return LayerEnergy(name, op_type, shape, macs, dense_macs, stats.count, stats.nonzero,
                        weight_words, weight_format, accesses, _energy(accesses, mac_ops, config),
-                       input_zero_fraction=zeros)
+                       input_zero_fraction=zeros, output_zero_fraction=out_zeros)
 
 
 def _elementwise_layer(shape, config, name, op_type):
@@ -398,9 +404,9 @@ def _stored_weight_words(stats, config):
     return sparse, "sparse"
 
 
-def _stored_input_words(count, density, config):
-    """Input words read from DRAM: dense, or (with zeros) the non-zeros with an index each when
-    that is smaller (run-length style compression of sparse activations)."""
+def _stored_activation_words(count, density, config):
+    """Activation words moved to or from DRAM: dense, or (with zeros) the non-zeros with an index
+    each when that is smaller (run-length style compression of sparse activations)."""
     if density >= 1.0:
         return count
     return min(float(count), count * density * (1.0 + config.index_bits / float(config.bits)))
@@ -420,7 +426,8 @@ def _repeat(row, times):
     energy = {k: v * times for k, v in row.energy.items()}
     return LayerEnergy(row.name, row.op_type, row.shape, row.macs * times, row.dense_macs * times,
                        row.weights * times, row.nonzero_weights * times, row.weight_words * times,
-                       row.weight_format, accesses, energy, row.note, row.input_zero_fraction)
+                       row.weight_format, accesses, energy, row.note, row.input_zero_fraction,
+                       row.output_zero_fraction)
 
 
 def _ceil_div(a, b):

@@ -190,12 +190,28 @@ class _Graph(object):
                 self._producers[out] = node
         self._arrays = {}
         self.activations = None
+        self._consumers = None
 
     def input_zeros(self, node):
         """The measured zero fraction of ``node``'s first input (0 when not measured)."""
         if self.activations is None:
             return 0.0
         return self.activations.zero_fraction(node.input[0])
+
+    def output_zeros(self, node):
+        """The measured zero fraction of what ``node`` stores (its output after the unary ops
+        fused onto it; 0 when not measured)."""
+        if self.activations is None:
+            return 0.0
+        from toolkit.energy_model.activations import consumers_of, stored_output
+        if self._consumers is None:
+            self._consumers = consumers_of(self.nodes)
+        return self.activations.zero_fraction(stored_output(node, self._consumers))
+
+    def zeros(self, node):
+        """``{"input_zero_fraction": ..., "output_zero_fraction": ...}`` of a compute node."""
+        return {"input_zero_fraction": self.input_zeros(node),
+                "output_zero_fraction": self.output_zeros(node)}
 
     def shape(self, name, node):
         shape = self.shapes.get(name)
@@ -275,7 +291,7 @@ def _conv_row(graph, node, name, config):
                        out_channels=y_shape[1], out_hw=y_shape[2:], kernel_hw=w_shape[2:],
                        groups=groups, bias=len(node.input) > 2 and bool(node.input[2]))
     return layer_energy(shape, config, graph.constant(node.input[1]), name, node.op_type,
-                        graph.input_zeros(node))
+                        **graph.zeros(node))
 
 
 def _gemm_row(graph, node, name, config):
@@ -294,8 +310,10 @@ def _gemm_row(graph, node, name, config):
             name, note="second operand is an activation: counted as dense weights")
     weights = weights if trans_b else weights.T  # -> (M, K)
     shape = LayerShape("fc", batch=rows, in_channels=k, out_channels=m, bias=bias)
-    zeros = 0.0 if _attr(node, "transA", 0) else graph.input_zeros(node)
-    return layer_energy(shape, config, weights, name, node.op_type, zeros)
+    zeros = graph.zeros(node)
+    if _attr(node, "transA", 0):
+        zeros["input_zero_fraction"] = 0.0
+    return layer_energy(shape, config, weights, name, node.op_type, **zeros)
 
 
 def _matmul_row(graph, node, name, config):
@@ -311,7 +329,7 @@ def _matmul_row(graph, node, name, config):
         else:  # (..., T, K) x (K, M): T positions share the weights like a 1x1 convolution
             shape = LayerShape("fc", batch=int(np.prod(a_shape[:-2])), in_channels=k,
                                in_hw=(a_shape[-2], 1), out_channels=m, out_hw=(a_shape[-2], 1))
-        return layer_energy(shape, config, weights.T, name, node.op_type, graph.input_zeros(node))
+        return layer_energy(shape, config, weights.T, name, node.op_type, **graph.zeros(node))
     out_shape = graph.shape(node.output[0], node)
     rows = out_shape[-2] if len(out_shape) >= 2 else 1
     copies = int(np.prod(out_shape[:-2])) if len(out_shape) > 2 else 1
