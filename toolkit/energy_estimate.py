@@ -75,6 +75,19 @@ def engine_source_onnx(path):
     return onnx_path
 
 
+def engine_bits(path):
+    """The energy model's bit width for an engine file: 8 for an INT8 engine or a Q/DQ ONNX, else
+    16 (the paper's)."""
+    path = os.fspath(path)
+    if path.lower().endswith(".onnx"):
+        from basics.lazy import lazy_import
+        from engines.onnx_checks import int8_op_types
+        onnx = lazy_import("onnx", "the energy estimate of an ONNX model")
+        return 8 if int8_op_types(onnx.load(path, load_external_data=False)) else 16
+    from engines.engine_file import read_sidecar
+    return 8 if read_sidecar(path).precision == "int8" else 16
+
+
 class _Costs(object):
     """Per-model costs (one estimate per file), all in one unit."""
 
@@ -86,7 +99,7 @@ class _Costs(object):
 
     def __call__(self, path):
         if path not in self._values:
-            value, unit = self._cost(engine_source_onnx(path))
+            value, unit = self._cost(engine_source_onnx(path), bits=engine_bits(path))
             if self.unit is not None and unit != self.unit:
                 raise InputError("the models' estimates are in different units ({} vs {})".format(
                     self.unit, unit))

@@ -61,6 +61,23 @@ def test_an_engine_file_is_estimated_from_its_checked_source_onnx(small_cnn_onnx
     assert estimate is None and "m.onnx, which is not next to it" in why
 
 
+def test_an_int8_engine_is_estimated_at_8_bits(small_cnn_onnx, digits_splits, tmp_path):
+    """An INT8 engine moves half the bytes of a 16-bit one: its estimate must say so (it used to
+    be costed at 16 bits, the same figure as the FP32 engine)."""
+    from calibration.qdq import quantize_qdq
+    from toolkit.cli.main import main
+    from toolkit.energy_model import EnergyModelConfig, estimate_onnx
+    qdq = str(tmp_path / "m.int8.onnx")
+    quantize_qdq(small_cnn_onnx, digits_splits[0].images[:64], qdq)
+    engine = str(tmp_path / "m.int8.engine")
+    assert main(["build", qdq, "-o", engine, "--precision", "int8", "--backend",
+                 "onnxruntime"]) == 0
+    estimate = estimate_engine_file(engine, "m")
+    assert estimate.value == pytest.approx(estimate_onnx(qdq, EnergyModelConfig(bits=8)).total)
+    assert estimate.value < 0.75 * _cost(small_cnn_onnx)
+    assert estimate_engine_file(qdq).value == pytest.approx(estimate.value)
+
+
 def _deployment(tmp_path, text):
     from toolkit.deploy import load_spec
     path = tmp_path / "deploy.yaml"
@@ -107,7 +124,7 @@ def test_nested_cascades_and_convert(tmp_path, small_cnn_onnx, digits_splits):
 def test_models_in_different_units_are_an_error(tmp_path, small_cnn_onnx, monkeypatch):
     from toolkit.strategies import thresholds
     units = iter(["normalized", "mJ per sample"])
-    monkeypatch.setattr(thresholds, "model_energy_cost", lambda path: (1.0, next(units)))
+    monkeypatch.setattr(thresholds, "model_energy_cost", lambda path, bits=16: (1.0, next(units)))
     shutil.copy(small_cnn_onnx, str(tmp_path / "a.onnx"))
     shutil.copy(small_cnn_onnx, str(tmp_path / "b.onnx"))
     with _deployment(tmp_path, "engines: {a: a.onnx, b: b.onnx}\n"

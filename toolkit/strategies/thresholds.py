@@ -251,17 +251,17 @@ def latency_cost_ms(engine, images, batch_size=32, iterations=20, warmup=3):
     return float(np.median(times_ms)) / len(images)
 
 
-def model_energy_cost(onnx_path):
+def model_energy_cost(onnx_path, bits=16):
     """``(energy per sample, unit)`` of an ONNX model by the analytical energy model
-    (``toolkit.energy_model.estimate_onnx``, batch 1, or per image of the model's fixed batch):
-    normalized units, or mJ when calibrated.
+    (``toolkit.energy_model.estimate_onnx``, batch 1, or per image of the model's fixed batch;
+    data and MACs ``bits`` wide): normalized units, or mJ when calibrated.
     MissingDependencyError when that module is not installed."""
     try:
         energy_model = lazy_import("toolkit.energy_model", "energy-model costs")
     except MissingDependencyError:
         raise MissingDependencyError("the analytical energy model (toolkit.energy_model) is not "
                                      "available; use --cost latency") from None
-    result = energy_model.estimate_onnx(onnx_path)
+    result = energy_model.estimate_onnx(onnx_path, energy_model.EnergyModelConfig(bits=bits))
     if result.per_image_mj is not None:
         return float(result.per_image_mj), "mJ per sample (energy model, calibrated)"
     return float(result.per_image), "normalized energy units per sample (energy model)"
