@@ -1,7 +1,8 @@
-"""``toolkit demo``: the whole flow, kept quick (1 epoch each, few timed calls, a temp folder)."""
+"""``toolkit demo``: the whole flow, kept quick (a small pool, one epoch, one run each)."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 from toolkit.cli.main import main
@@ -10,117 +11,103 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("yaml")
+pytest.importorskip("matplotlib")
+
+ROWS = ["large", "best_small", "cascade", "memo_cascade", "cbnet", "int8", "pruned"]
+
+
+def _tiny_config(out_dir, **kwargs):
+    from toolkit.cli.demo.config import DemoConfig
+    from toolkit.power.config import PowerConfig
+    settings = dict(datasets=("digits",), out_dir=out_dir, pool_models=("tiny_cnn",),
+                    baseline="small_cnn", epochs=1, cbnet_epochs=1, finetune_epochs=1,
+                    prune_rounds=0, calibration_samples=32, repeats=1,
+                    power=PowerConfig(source="none"), progress=False)
+    settings.update(kwargs)
+    return DemoConfig(**settings)
 
 
 def test_help(capsys):
     assert main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
-    for words in ("Steps:", "train export.models.small_cnn", "export.models.large_cnn",
-                  "memo + cascade", "ESTIMATE", "Examples:", "toolkit demo --out",
-                  "--baseline-epochs", "--power", "under 3 minutes"):
+    for words in ("report.md", "--fresh", "pair select", "CBNet", "INT8", "pruned", "ESTIMATE",
+                  "duplicated protocol", "Examples:", "--data photos/"):
         assert words in out
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
-    from toolkit.power import sources
-    monkeypatch.setattr(sources, "AUTO_ORDER", ("ina3221", "rapl"))  # only the (empty) tree
-    (tmp_path / "empty").mkdir()
+def test_the_demo_reports_every_strategy_and_reuses_its_stages(tmp_path):
+    from toolkit.cli.demo.pipeline import run_demo
     out_dir = str(tmp_path / "demo")
-    assert main(["demo", "--out", out_dir, "--epochs", "1", "--baseline-epochs", "1",
-                 "--iterations", "3", "--repeats", "1", "--backend", "onnxruntime",
-                 "--power-sysfs-root", str(tmp_path / "empty"), "--no-progress"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    steps = [line.split(":")[0] for line in lines if not line.startswith("  ")]
-    assert steps == ["data", "train", "export", "build", "evaluate", "latency", "latency",
-                     "train", "export", "build", "threshold", "spec", "compare",
-                     "reproduce by hand", "report"]
-    assert "latency: batch  1: median" in lines[5] and "p95" in lines[5]
-    assert "latency: batch 32: median" in lines[6] and "images/s" in lines[6]
-    assert lines[7].startswith("train: large_cnn (the large baseline), 1 epochs")
+    lines = []
+    first = run_demo(_tiny_config(out_dir), log=lines.append)
+    assert first["stages"]["reused"] == []
+    assert first["stages"]["ran"] == ["pool digits", "cbnet digits", "prune digits",
+                                      "engines digits", "select digits"]
+    result = first["datasets"]["digits"]
+    for protocol, samples in (("test", 360), ("duplicated", 720)):
+        rows = result["protocols"][protocol]["rows"]
+        assert [r["key"] for r in rows] == ROWS
+        for row in rows:
+            assert row["samples"] == samples and 0.0 <= row["accuracy"] <= 1.0
+            low, high = row["accuracy_ci95"]
+            assert low <= row["accuracy"] <= high
+            assert row["energy_per_inference"] > 0 and not row["energy_measured"]
+            assert row["latency_p50_ms"] <= row["latency_p95_ms"]
+    duplicated = {r["key"]: r for r in result["protocols"]["duplicated"]["rows"]}
+    assert duplicated["memo_cascade"]["memo_hit_rate"] == pytest.approx(0.5)  # every image twice
+    assert duplicated["memo_cascade"]["accuracy"] == duplicated["cascade"]["accuracy"]
+    int8, large = duplicated["int8"], duplicated["large"]
+    assert int8["energy_per_inference"] < large["energy_per_inference"]  # 8-bit estimate
+    assert result["curve"]["chosen"]["threshold"] == result["selection"]["threshold"]
+    assert first["energy"]["measured"] is False
 
-    # the comparison table: a header, three rows, what the energy column is
-    at = lines.index(next(line for line in lines if line.startswith("compare: ")))
-    assert "(720 samples)" in lines[at]
-    header = lines[at + 1].split()
-    assert header[:4] == ["strategy", "accuracy", "ms/sample", "handoff"]
-    assert "speed-up" in header and "(EST.)" in lines[at + 1]
-    rows = lines[at + 2:at + 5]
-    for row, name in zip(rows, ("large alone", "cascade small -> large", "memo + cascade")):
-        assert row.strip().startswith(name)
-        accuracy = float(row.strip()[len(name):].split()[0])
-        assert 0.0 <= accuracy <= 1.0
-    assert rows[0].split()[-1] == "(100%)" and rows[0].split()[-3] == "1.00x"
-    assert lines[at + 5].startswith("  energy: ESTIMATE, not measured (no power source here")
-    commands = [line.strip() for line in lines if line.startswith("  toolkit ")]
-    assert [c.split()[1] for c in commands] == ["export", "build", "export", "build", "bench",
-                                                "pair", "run", "run", "run"]
-    assert "--baseline" not in commands[2] and "export.models:large_cnn" in commands[2]
+    report_dir = os.path.join(out_dir, "report")
+    assert sorted(os.listdir(report_dir)) == ["accuracy_energy_digits.png", "report.json",
+                                              "report.md"]
+    with open(os.path.join(report_dir, "report.json")) as handle:
+        assert json.load(handle)["datasets"]["digits"]["selection"]["best_small"] == "tiny_cnn"
+    text = open(os.path.join(report_dir, "report.md")).read()
+    assert text.count("| large model |") == 2 and "ESTIMATE" in text
+    assert any(line.startswith("digits - test split (360 samples") for line in lines)
 
-    for name in ("small_cnn.pt", "small_cnn.onnx", "small_cnn.onnx.json", "small_cnn.engine",
-                 "small_cnn.engine.json", "large_cnn.pt", "large_cnn.onnx", "large_cnn.engine",
-                 "large.yaml", "cascade.yaml", "deploy.yaml", "demo_report.json", "split.json"):
-        assert os.path.isfile(os.path.join(out_dir, name)), name
-    with open(os.path.join(out_dir, "demo_report.json")) as handle:
+    second = run_demo(_tiny_config(out_dir), log=lines.append)
+    assert second["stages"]["ran"] == [] and len(second["stages"]["reused"]) == 5
+    assert second["datasets"]["digits"]["selection"] == result["selection"]
+
+
+def test_duplicated_clusters_name_the_test_image_each_sample_shows():
+    from calibration.datasets import load_dataset
+    from toolkit.cli.demo.compare import duplicated
+    test = load_dataset("digits:test")
+    data, clusters = duplicated(test, 1.0, seed=0)
+    assert len(data) == len(clusters) == 2 * len(test)
+    assert np.array_equal(data.images, test.images[clusters])
+
+
+def test_an_image_folder_runs_with_its_shape_taken_from_the_images(tmp_path, capsys):
+    from PIL import Image
+
+    from calibration.datasets import load_dataset
+    digits = load_dataset("digits")
+    folder = tmp_path / "photos"
+    for label in (0, 1, 2):
+        (folder / str(label)).mkdir(parents=True)
+        for number, index in enumerate(np.flatnonzero(digits.labels == label)[:40]):
+            pixels = (digits.images[index, 0] * 255).astype(np.uint8)
+            Image.fromarray(pixels).resize((12, 12)).save(str(folder / str(label) /
+                                                              "{}.png".format(number)))
+    out_dir = str(tmp_path / "out")
+    assert main(["demo", "--data", str(folder), "--out", out_dir, "--epochs", "1",
+                 "--cbnet-epochs", "1", "--prune-rounds", "0", "--repeats", "1", "--power",
+                 "none", "--no-progress"]) == 0
+    with open(os.path.join(out_dir, "report", "report.json")) as handle:
         report = json.load(handle)
-    steps = report["steps"]
-    assert steps["build"]["backend"] == "onnxruntime"
-    assert steps["evaluate"]["samples"] == 360
-    # one epoch already beats chance by far; the engine agrees with PyTorch
-    assert steps["evaluate"]["engine_test_accuracy"] > 0.3
-    assert abs(steps["evaluate"]["engine_test_accuracy"]
-               - steps["train"]["torch_test_accuracy"]) < 0.01
-    assert set(steps["latency"]) == {"1", "32"} and steps["latency"]["32"]["calls"] == 3
-    assert 0.0 <= steps["threshold"]["threshold"] <= 1.0
-    compare = steps["compare"]
-    assert not compare["energy_measured"] and compare["samples"] == 720
-    memo = compare["rows"][2]
-    assert memo["memo_hit_rate"] == 0.5 and "memo" in memo["describe"]
-    assert memo["energy"]["estimate"]["formula"].startswith("(1 - 0.500) x [E(small) + ")
-    for row in compare["rows"]:
-        assert 0.0 <= row["accuracy"] <= 1.0 and row["ms_per_sample"] > 0
-    # the printed commands read the demo's own split; the written spec runs by hand as printed
-    split = os.path.join(out_dir, "split.json")
-    assert any("--data {}:val".format(split) in c for c in report["commands"])
-    assert any("--data {}:test".format(split) in c for c in report["commands"])
-    assert main(["run", os.path.join(out_dir, "deploy.yaml"), "--data", split + ":test",
-                 "--power", "none", "--no-progress"]) == 0
-    assert "memo hit rate" in capsys.readouterr().out
+    assert report["config"]["input_shape"] == [1, 12, 12]
+    rows = report["datasets"]["photos"]["protocols"]["test"]["rows"]
+    assert [r["key"] for r in rows] == ROWS and rows[0]["samples"] == 24
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "error: --epochs must be at least 1, got 0"),
-    (["--baseline-epochs", "0"], "error: --baseline-epochs must be at least 1, got 0"),
-    (["--repeats", "0"], "error: repeats must be at least 1, got 0"),
-    (["--power-rate-hz", "0"], "error: the power sampling rate must be between 0.1 and 5000 Hz, "
-                               "got 0"),
-])
-def test_bad_options(tmp_path, capsys, args, message):
-    assert main(["demo", "--out", str(tmp_path / "d")] + args) == 1
-    assert capsys.readouterr().err.strip() == message
-
-
-def test_the_table_labels_measured_energy_and_its_flags():
-    from toolkit.cli.cmd_demo import _measured_energy, _table
-
-    class Report(object):
-        energy = {"windows": [{"measured": True, "mj_per_inference": 0.5,
-                               "mj_per_inference_above_idle": 0.2, "flags": ["window short"]}]}
-    energy = _measured_energy(Report())
-    assert energy["mj_per_inference"] == 0.2 and energy["above_idle"]
-    Report.energy = {"windows": [{"measured": False}]}
-    assert _measured_energy(Report()) is None
-    rows = [{"strategy": name, "accuracy": 0.9, "ms_per_sample": ms, "handoff_rate": handoff,
-             "memo_hit_rate": hits, "speedup_vs_large": 0.04 / ms, "energy_per_inference": mj,
-             "energy_vs_large": mj / 0.4, "energy": energy}
-            for name, ms, handoff, hits, mj in (("large alone", 0.04, None, None, 0.4),
-                                                ("cascade small -> large", 0.02, 0.1, None, 0.1),
-                                                ("memo + cascade", 0.01, 0.1, 0.5, 0.05))]
-    lines = _table({"data": "digits:test+dup1", "samples": 720, "batch": 32, "repeats": 5,
-                    "rows": rows, "energy_measured": True, "power_source": "INA3221 (fake)",
-                    "idle": {"power_mw": 2028.0}, "switched_off": False})
-    assert "mJ/inference" in lines[1] and "EST" not in "".join(lines)
-    assert lines[2].split()[-2:] == ["0.4", "(100%)"] and lines[4].split()[-2:] == ["0.05", "(12%)"]
-    assert lines[4].split()[-3] == "4.00x" and lines[4].split()[-4] == "0.500"
-    assert lines[5] == ("  energy: MEASURED with INA3221 (fake), mJ per inference above the idle "
-                        "baseline of 2028 mW (percent: of the large model's)")
-    assert lines[6].startswith("  ! flagged windows for 3 of 3 strategies, e.g. window short")
+def test_a_bad_data_argument_is_one_line(capsys, tmp_path):
+    assert main(["demo", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a bundled data set" in err[0]
