@@ -18,8 +18,9 @@ def run_demo(config, command="toolkit demo", log=lambda line: None):
     for spec in config.datasets:
         name = _folder_name(spec)
         log("{}: preparing (train, prune, build engines, choose the pair)".format(name))
-        prepared.append(prepare.prepare(spec, os.path.join(config.out_dir, name), config,
-                                        cache, log))
+        item = prepare.prepare(spec, os.path.join(config.out_dir, name), config, cache, log)
+        item.name = name  # an image folder's name, not its path
+        prepared.append(item)
     for item in prepared:
         prepare.check_prepared(item)
     report_dir = os.path.join(config.out_dir, "report")
