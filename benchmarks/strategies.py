@@ -65,6 +65,7 @@ import time
 import numpy as np
 
 from basics.errors import ToolkitError
+from basics.stats import mcnemar_p
 from engines.base import Engine
 from toolkit.strategies.cascade import Cascade
 from toolkit.strategies.single import Single
@@ -310,17 +311,6 @@ def paired_gap(base_right, other_right, clusters=None, reps=BOOTSTRAP, seed=0):
             "only_other_right": only_other, "samples": len(diff), "clusters": len(ids),
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
             "mcnemar_p": mcnemar_p(only_base, only_other)}
-
-
-def mcnemar_p(b, c):
-    """Exact two-sided McNemar p-value of discordant counts ``b`` and ``c`` (binomial, p = 1/2);
-    it treats samples as independent (with redraws they are not quite: see the interval)."""
-    from math import comb
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, k) for k in range(min(b, c) + 1)) / 2.0 ** n
-    return float(min(1.0, 2 * tail))
 
 
 # -- models ----------------------------------------------------------------------------------------

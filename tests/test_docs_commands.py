@@ -81,7 +81,8 @@ def test_documented_command_parses(command):
     from toolkit.cli.main import cli
     words = _strip_comment(command)[1:]
     group, path = cli, ["toolkit"]
-    context = click.Context(cli, info_name="toolkit")
+    # the root's settings (-h as well as --help): click caches each command's help option
+    context = click.Context(cli, info_name="toolkit", **cli.context_settings)
     while isinstance(group, click.Group):
         assert words, "{}: names no command".format(command)
         sub = group.get_command(context, words[0])

@@ -146,7 +146,7 @@ def test_overhead_outside_an_inner_part():
     # per batch ~4 ms in all, 2 ms of it in the inner part (1 ms of that in the engine): own time
     # ~2 ms (the pass less the inner part), ~3 ms outside the engine
     assert over["engine_us_per_sample"] == pytest.approx(100.0)
-    assert 150 <= over["us_per_sample"] <= 500
+    assert over["us_per_sample"] >= 150  # sleeps never undershoot; a loaded machine oversleeps
     assert over["outside_engines_us_per_sample"] == pytest.approx(over["us_per_sample"] + 100,
                                                                   rel=0.05)
     assert over["share"] == pytest.approx(over["us_per_sample"] / 100.0, rel=0.05)
