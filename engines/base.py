@@ -79,9 +79,20 @@ class Engine(object):
     metadata = None  # engines.model_metadata.ModelMetadata when the model came with one
     _check_plan = None
 
-    def infer(self, feeds):
-        """Check ``feeds`` against ``inputs`` and run one batch; returns ``{output name: array}``."""
-        self.check_feeds(feeds)
+    def infer(self, feeds, check=True):
+        """Run one batch; returns ``{output name: array}``.
+
+        ``check=True`` first checks ``feeds`` against ``inputs`` (:meth:`check_feeds`).
+        ``check=False`` is the declared unchecked path, for a caller that has checked the same
+        feeds already (a strategy checks once at the top, then runs its engines unchecked): the
+        backend may still fail on bad feeds, with its own error, but never checks twice.
+        """
+        if check:
+            self.check_feeds(feeds)
+        return self._run(feeds)
+
+    def run_unchecked(self, feeds):
+        """``infer(feeds, check=False)`` as one bound call (backends alias it to ``_run``)."""
         return self._run(feeds)
 
     def _run(self, feeds):

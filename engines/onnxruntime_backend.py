@@ -56,11 +56,13 @@ class OnnxRuntimeEngine(Engine):
     ``model`` is a path to an ONNX file or the serialized bytes; ``providers`` are names or the
     aliases ``cpu``/``cuda``/``tensorrt``, or ``"auto"`` (default: CPU); ``threads`` sets intra-op
     threads (0: ONNX Runtime's default); ``max_batch``/``min_batch`` bound the batch like a TensorRT
-    profile would.
+    profile would. ``confidence_head=True`` appends softmax and top-1 to the graph
+    (:mod:`engines.confidence_head`: outputs ``probs``, ``confidence``, ``label`` after the
+    model's own) when the ``onnx`` package is here to edit it; without it the model runs as is.
     """
 
     def __init__(self, model, providers=None, threads=0, max_batch=None, identity=None,
-                 min_batch=1, metadata=None):
+                 min_batch=1, metadata=None, confidence_head=False):
         ort = lazy_import("onnxruntime", "running ONNX models on the CPU")
         options = ort.SessionOptions()
         # 4 = fatal only: ONNX Runtime's errors reach the user as our one-line InputError (at 3,
@@ -79,6 +81,10 @@ class OnnxRuntimeEngine(Engine):
             if not os.path.isfile(str(model)):
                 raise InputError("no such ONNX file: {}".format(model))
             source = str(model)
+        if confidence_head:
+            from engines.confidence_head import add_confidence_head, head_available
+            if head_available():
+                source = add_confidence_head(source)
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -99,6 +105,11 @@ class OnnxRuntimeEngine(Engine):
     def _run(self, feeds):
         try:
             values = self._session_run(self._output_names, feeds, None)
+        except TypeError:
+            if self.session is None or self._session_run == self.session.run:
+                raise
+            self._session_run = self.session.run  # the private run's arguments changed
+            return self._run(feeds)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
             if "onnxruntime" not in type(exc).__module__:
                 raise
@@ -127,16 +138,22 @@ def _closed(*args):
 
 
 def _fast_run(session, providers):
-    """The session's run function for the hot path.
+    """The session's run function for the hot path: ``run(output_names, feeds, run_options)``.
 
-    ``InferenceSession.run`` re-checks in Python what :meth:`Engine.check_feeds` has just checked
-    (every input present, numpy values) before calling the C++ session; on a CPU-only session,
-    whose only other duty (falling back from a failing GPU provider) does not apply, the C++ run is
-    called directly. It still checks shapes and types itself.
+    The public ``InferenceSession.run`` re-checks in Python what :meth:`Engine.check_feeds` has
+    just checked (every input present, numpy values) before calling the C++ session: about 2-4 us
+    per call, measured by ``benchmarks/engine_overhead.py``. On a CPU-only session, whose only
+    other duty (falling back from a failing GPU provider) does not apply, the C++ session's own
+    ``run`` (onnxruntime's private ``InferenceSession._sess``, same arguments) is called directly.
+    It is feature-detected: when an onnxruntime lacks it, the public ``session.run`` is used, and
+    when it rejects those arguments (a ``TypeError``: its signature changed), the engine switches
+    to the public run for good (:meth:`OnnxRuntimeEngine._run`). The C++ run still checks shapes and types itself. (The
+    public alternatives, ``run_with_ort_values`` and IOBinding, measured slower at batch 1.)
     """
-    inner = getattr(session, "_sess", None)
-    if inner is not None and list(providers) == ["CPUExecutionProvider"] and hasattr(inner, "run"):
-        return inner.run
+    if list(providers) == ["CPUExecutionProvider"]:
+        run = getattr(getattr(session, "_sess", None), "run", None)
+        if callable(run):
+            return run
     return session.run
 
 

@@ -150,3 +150,41 @@ def test_providers():
 def test_missing_provider_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="onnxruntime here lacks"):
         OnnxRuntimeEngine(write_scale_model(tmp_path / "m.onnx"), providers=["nope"])
+
+
+def test_private_run_is_feature_detected_with_the_public_run_as_fallback(tmp_path):
+    from engines.onnxruntime_backend import _fast_run
+    path = write_scale_model(tmp_path / "m.onnx")
+    engine = OnnxRuntimeEngine(path)
+    x = np.ones((2, 1, 4, 4), np.float32)
+    expected = engine.infer({"input": x})["out"]
+
+    class NoPrivate(object):  # an onnxruntime without the private C++ session
+        def __init__(self, session):
+            self.run = session.run
+    public = NoPrivate(engine.session)
+    assert _fast_run(public, ["CPUExecutionProvider"]) == public.run
+    assert _fast_run(engine.session, ["CUDAExecutionProvider", "CPUExecutionProvider"]) == \
+        engine.session.run
+    # a private run whose arguments changed (TypeError): the engine switches to the public run
+    calls = []
+
+    def changed(*args):
+        calls.append(args)
+        raise TypeError("run(): incompatible function arguments")
+    engine._session_run = changed
+    np.testing.assert_array_equal(engine.infer({"input": x})["out"], expected)
+    np.testing.assert_array_equal(engine.run_unchecked({"input": x})["out"], expected)
+    assert len(calls) == 1 and engine._session_run == engine.session.run
+    # the public run's own TypeError is not swallowed
+    with pytest.raises(Exception):
+        engine.run_unchecked({"input": [[1.0]]})
+
+
+def test_the_private_run_gives_the_public_runs_answers(tmp_path):
+    path = write_scale_model(tmp_path / "m.onnx")
+    engine = OnnxRuntimeEngine(path)
+    x = np.random.RandomState(0).rand(3, 1, 4, 4).astype(np.float32)
+    assert engine._session_run != engine.session.run  # this onnxruntime has the private run
+    np.testing.assert_array_equal(engine.infer({"input": x})["out"],
+                                  engine.session.run(["out"], {"input": x})[0])

@@ -76,10 +76,16 @@ class Strategy(Engine):
     def _run(self, feeds):
         return {"probs": self._classify(np.ascontiguousarray(feeds["input"])).probs}
 
-    def classify(self, images):
-        """Classify a float32 NCHW batch of any size; returns a :class:`ClassifyResult`."""
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        self.check_feeds({"input": images})
+    def classify(self, images, check=True):
+        """Classify a float32 NCHW batch of any size; returns a :class:`ClassifyResult`.
+
+        ``check=False`` is the declared unchecked path: ``images`` must already be a checked,
+        C-contiguous float32 batch of this strategy's input shape (a strategy that has checked
+        its own input passes it, or a part of it, to its parts this way). The answer is the same.
+        """
+        if check:
+            images = np.ascontiguousarray(images, dtype=np.float32)
+            self.check_feeds({"input": images})
         return self._classify(images)
 
     def classify_encoded(self, blobs, decode):
@@ -157,8 +163,12 @@ def output_spec(engine, output=None):
 def run_chunked(engine, images, output=None):
     """Run ``engine`` on ``images`` in chunks of at most its ``max_batch`` (padding a chunk up to
     its ``min_batch`` when needed); returns the output ``output`` (default: the first one)."""
+    return run_chunked_outputs(engine, images, (output_spec(engine, output).name,))[0]
+
+
+def run_chunked_outputs(engine, images, names):
+    """:func:`run_chunked` for several outputs: a list of arrays, one per name in ``names``."""
     spec_in = engine.input
-    name_out = output_spec(engine, output).name
     if images.dtype != spec_in.dtype:
         images = images.astype(spec_in.dtype)
     total = len(images)
@@ -166,16 +176,17 @@ def run_chunked(engine, images, output=None):
         raise InputError("empty batch: at least one sample is needed")
     step = engine.max_batch or total
     min_batch = max(1, int(getattr(engine, "min_batch", 1) or 1))
-    parts = []
+    parts = [[] for _ in names]
     for start in range(0, total, step):
         chunk = images[start:start + step]
         count = len(chunk)
         if count < min_batch:  # a TensorRT profile whose minimum is above this remainder
             pad = np.repeat(chunk[-1:], min_batch - count, axis=0)
             chunk = np.concatenate([chunk, pad])
-        out = engine.infer({spec_in.name: chunk})[name_out]
-        parts.append(out[:count])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = engine.infer({spec_in.name: chunk})
+        for part, name in zip(parts, names):
+            part.append(out[name][:count])
+    return [part[0] if len(part) == 1 else np.concatenate(part) for part in parts]
 
 
 def to_probs(outputs, output_is_probs=False):

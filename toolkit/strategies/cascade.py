@@ -19,6 +19,10 @@ from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 
 _FLOAT32 = np.dtype(np.float32)
+_NO_HANDOFF = np.zeros(0, dtype=np.int64)
+_FIRST_ONLY = np.zeros(1, dtype=np.int64)  # a batch of one handed off
+_NO_HANDOFF.flags.writeable = False
+_FIRST_ONLY.flags.writeable = False
 
 
 def check_threshold(threshold):
@@ -69,16 +73,18 @@ class Cascade(Strategy):
         self._threshold32 = float32_bound(self.threshold)
         self._same_input = tuple(shape_a[1:]) == tuple(shape_b[1:])  # B needs no feed check
         self.confidence_score = self.score
+        self._reuse_first = self.first.confidence_score == self.score
         self._init_strategy(shape_a, classes_a or classes_b)
 
     def _classify(self, images):
         # classify() has checked ``images`` against this cascade's input, which is A's
-        result_a = self.first._classify(images)
-        score = self.score
-        if self.first.confidence_score == score:
+        result_a = self.first.classify(images, False)
+        if self._reuse_first:
             conf_a = result_a.confidence
         else:
-            conf_a = score_confidence(result_a.probs, score)
+            conf_a = score_confidence(result_a.probs, self.score)
+        if len(conf_a) == 1:
+            return self._classify_one(images, result_a, conf_a)
         # compared as in float64, exactly like the threshold search (toolkit.strategies.thresholds)
         if conf_a.dtype == _FLOAT32:
             handoff = (conf_a < self._threshold32).nonzero()[0]
@@ -93,8 +99,7 @@ class Cascade(Strategy):
             return ClassifyResult(result_a.labels, result_a.probs, conf_a)
         probs = result_a.probs
         subset = images.take(handoff, axis=0)
-        result_b = (self.second._classify(subset) if self._same_input
-                    else self.second.classify(subset))
+        result_b = self.second.classify(subset, not self._same_input)
         if result_b.probs.shape[1] != probs.shape[1]:
             raise InputError("the pair's models disagree on the number of classes: {} vs {}"
                              .format(probs.shape[1], result_b.probs.shape[1]))
@@ -120,6 +125,36 @@ class Cascade(Strategy):
             counters["handoffs"] += handed
             counters["post_check_kept_first"] += kept_first
         return ClassifyResult(labels, probs, confidence)
+
+    def _classify_one(self, images, result_a, conf_a):
+        """``_classify`` for one sample, in Python floats (numpy's per-call cost is most of a
+        batch of one): the same decisions, exactly (float32 -> float64 is exact, so
+        ``c < threshold`` is the float64 comparison the batch path makes)."""
+        value_a = conf_a.item(0)
+        if not value_a < self.threshold:
+            self.last_handoff_index = _NO_HANDOFF
+            with self._lock:
+                self._counters["samples"] += 1
+            if conf_a is result_a.confidence:
+                return result_a
+            return ClassifyResult(result_a.labels, result_a.probs, conf_a)
+        result_b = self.second.classify(images, not self._same_input)
+        if result_b.probs.shape[1] != result_a.probs.shape[1]:
+            raise InputError("the pair's models disagree on the number of classes: {} vs {}"
+                             .format(result_a.probs.shape[1], result_b.probs.shape[1]))
+        conf_b = self._confidence(self.second, result_b)
+        kept_first = 1 if self.post_check and not conf_b.item(0) >= value_a else 0
+        self.last_handoff_index = _FIRST_ONLY
+        with self._lock:
+            counters = self._counters
+            counters["samples"] += 1
+            counters["handoffs"] += 1
+            counters["post_check_kept_first"] += kept_first
+        if kept_first:
+            return ClassifyResult(result_a.labels, result_a.probs, conf_a)
+        if conf_b is result_b.confidence:
+            return result_b
+        return ClassifyResult(result_b.labels, result_b.probs, conf_b)
 
     def _confidence(self, part, result):
         """The score of ``part``'s answers: its own confidence when it is this score already."""

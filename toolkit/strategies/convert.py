@@ -8,12 +8,13 @@ import numpy as np
 
 from basics.errors import InputError
 from toolkit.strategies.base import (
-    ClassifyResult,
     Strategy,
     as_strategy,
     combine_identity,
     run_chunked,
 )
+
+_FLOAT32 = np.dtype(np.float32)
 
 
 class Convert(Strategy):
@@ -34,17 +35,36 @@ class Convert(Strategy):
             raise InputError("the converter outputs {} but the classifier takes {}".format(
                 list(out_shape[1:]), list(in_shape[1:])))
         self._init_strategy(converter.input.shape, self.classifier.num_classes)
+        self._converter_input = converter.input.name
+        self._converter_dtype = converter.input.dtype
+        self._converted_name = converter.outputs[0].name
+        self._run_converter = converter.run_unchecked
+        self._check_converted = (-1 in tuple(out_shape[1:]) + tuple(in_shape[1:])
+                                 or converter.outputs[0].dtype != _FLOAT32)
         self.confidence_score = self.classifier.confidence_score
 
     def _convert(self, images):
-        converted = run_chunked(self.converter, images)
-        return np.ascontiguousarray(converted, dtype=np.float32)
+        """The converted batch (float32, C-contiguous). ``images`` has been checked against this
+        strategy's input, which is the converter's: one batch that fits its bounds runs unchecked."""
+        converter, count = self.converter, len(images)
+        if images.dtype == self._converter_dtype and (
+                converter.max_batch is None or count <= converter.max_batch) and (
+                count >= (converter.min_batch or 1)):
+            converted = self._run_converter({self._converter_input: images})[self._converted_name]
+        else:
+            converted = run_chunked(converter, images)
+        if converted.dtype != _FLOAT32 or not converted.flags.c_contiguous:
+            converted = np.ascontiguousarray(converted, dtype=np.float32)
+        return converted
 
     def _classify(self, images):
-        result = self.classifier.classify(self._convert(images))
+        converted = self._convert(images)
+        # checked against the classifier's input only when the converter's output shape does
+        # not already say it fits (a dynamic axis besides the batch)
+        result = self.classifier.classify(converted, self._check_converted)
         with self._lock:
             self._counters["samples"] += len(images)
-        return ClassifyResult(result.labels, result.probs, result.confidence)
+        return result
 
     def warmup(self, images):
         self.classifier.warmup(self._convert(np.ascontiguousarray(images, dtype=np.float32)))

@@ -24,6 +24,7 @@ import numpy as np
 from basics.errors import InputError
 from basics.fileio import write_bytes_atomic
 from toolkit.strategies import hashing
+from toolkit.strategies.hashing import exact_key_one
 from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
@@ -36,6 +37,8 @@ MODES = ("exact", "dhash")
 ENTRY_OVERHEAD_BYTES = 160  # key, confidence, dict slot and array header, roughly, per entry
 _FILE_FORMAT = 1
 _MISSING = -1  # the slot of a key not stored
+_FLOAT32 = np.dtype(np.float32)
+_INT64 = np.dtype(np.int64)
 
 
 class MemoConfig(object):
@@ -96,6 +99,7 @@ class Memo(Strategy):
         self.inner = as_strategy(inner)
         self.config = config or MemoConfig()
         self.confidence_score = self.inner.confidence_score
+        self._exact = self.config.mode == "exact"
         # the store: one row per slot of preallocated arrays (grown by doubling up to the bound),
         # and an LRU of key -> slot (oldest first); freed slots are reused
         self._slots = collections.OrderedDict()
@@ -113,7 +117,14 @@ class Memo(Strategy):
 
     # -- classify ------------------------------------------------------------------------------
     def _classify(self, images):
-        if self.config.mode == "exact":
+        if len(images) == 1:  # no per-sample lists, no gathers: the batch of one is the sample
+            if self._exact:
+                key = exact_key_one(images) if images.flags.c_contiguous else \
+                    hashing.exact_keys(images)[0]
+            else:
+                key = hashing.dhash(images, self.config.invariant).item(0)
+            return self._answer_one(key, images)
+        if self._exact:
             keys = hashing.exact_keys(images)
         else:
             keys = hashing.dhash(images, self.config.invariant).tolist()
@@ -179,7 +190,7 @@ class Memo(Strategy):
             miss_rows = rank.take(rows)  # each missed position -> its key's row
         misses = len(fetched)
         # both fetches give a checked, contiguous float32 batch (the memo input is the inner one)
-        result = self.inner._classify(fetch(fetched))
+        result = self.inner.classify(fetch(fetched), False)
         new_probs = np.asarray(result.probs, dtype=np.float32)
         new_conf = np.asarray(result.confidence, dtype=np.float32)
         new_labels = np.asarray(result.labels, dtype=np.int64)  # the arg-max of its probs
@@ -209,11 +220,70 @@ class Memo(Strategy):
             counters["memo_batch_repeats"] += count - hits - misses
         return ClassifyResult(labels, probs, confidence)
 
+    def _answer_one(self, key, images):
+        """``_answer`` for a batch of one sample: the same answers, counters and store."""
+        with self._lock:
+            entries = self._slots
+            slot = entries.get(key)
+            if slot is not None:
+                entries.move_to_end(key)
+            elif self.config.hamming and entries:
+                slots = [_MISSING]
+                self._near_lookup([key], [0], slots)
+                if slots[0] != _MISSING:
+                    slot = slots[0]
+            if slot is not None:
+                counters = self._counters
+                counters["samples"] += 1
+                counters["memo_hits"] += 1
+                end = slot + 1
+                return ClassifyResult(self._labels[slot:end].copy(),
+                                      self._probs[slot:end].copy(), self._conf[slot:end].copy())
+            generation = self._generation
+        result = self.inner.classify(images, False)
+        probs = result.probs
+        confidence = result.confidence
+        labels = result.labels
+        if probs.dtype != _FLOAT32:
+            probs = probs.astype(np.float32)
+        if confidence.dtype != _FLOAT32:
+            confidence = confidence.astype(np.float32)
+        if labels.dtype != _INT64:
+            labels = labels.astype(np.int64)
+        with self._lock:
+            self._store_one(key, probs, confidence, labels, generation)
+            counters = self._counters
+            counters["samples"] += 1
+            counters["memo_misses"] += 1
+        return ClassifyResult(labels, probs.copy(), confidence.copy())
+
+    def _store_one(self, key, probs, confidence, labels, absent_since):
+        """``_store_rows([key], ...)`` for one new key; the common case (room, a free slot, the
+        same number of classes) without lists or fancy indexing. Call with the lock held."""
+        store = self._probs
+        free = self._free
+        entry_bytes = (store.shape[1] * 4 + ENTRY_OVERHEAD_BYTES) if store is not None else 0
+        if (store is None or not free or store.shape[1] != probs.shape[1]
+                or absent_since != self._generation
+                or len(self._slots) >= self.config.max_entries
+                or self._bytes + entry_bytes > self.config.max_bytes):
+            self._store_rows([key], probs, confidence, labels, unique=True,
+                             absent_since=absent_since)
+            return
+        self._generation += 1
+        slot = free.pop()
+        self._slots[key] = slot
+        self._bytes += entry_bytes
+        self._hash_cache = None
+        store[slot] = probs[0]
+        self._conf[slot] = confidence[0]
+        self._labels[slot] = labels[0]
+
     def _answer_all_new(self, keys, fetch, generation):
         """``_answer`` when no key is stored (at ``generation``) and none repeats: the inner
         answer is the answer."""
         count = len(keys)
-        result = self.inner._classify(fetch(None))
+        result = self.inner.classify(fetch(None), False)
         probs = np.asarray(result.probs, dtype=np.float32)
         confidence = np.asarray(result.confidence, dtype=np.float32)
         labels = np.asarray(result.labels, dtype=np.int64)

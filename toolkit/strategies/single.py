@@ -2,12 +2,13 @@
 import numpy as np
 
 from basics.errors import InputError
+from engines.confidence_head import HEAD_OUTPUTS, has_confidence_head
 from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
     combine_identity,
     output_spec,
-    run_chunked,
+    run_chunked_outputs,
     to_probs,
 )
 from toolkit.strategies.scores import softmax_and_max
@@ -17,7 +18,12 @@ _INT64 = np.dtype(np.int64)
 
 class Single(Strategy):
     """One engine. ``output`` names the output holding the scores (default: the first);
-    ``output_is_probs`` says it already holds probabilities (default: logits, softmaxed here)."""
+    ``output_is_probs`` says it already holds probabilities (default: logits, softmaxed here).
+
+    An engine with the confidence head (:mod:`engines.confidence_head`: outputs ``probs``,
+    ``confidence``, ``label`` computed in its graph) is read as is when the scores are its first
+    output's logits: no softmax on the host. Its answers equal the host's to float32 rounding.
+    """
 
     kind = "single"
     confidence_score = "max_softmax"
@@ -33,35 +39,52 @@ class Single(Strategy):
         self.output = spec.name
         self.output_is_probs = bool(output_is_probs)
         self._input = engine.input
-        # the hot path: one call without a second feed check (classify() checked the shape)
-        self._unchecked = getattr(engine, "run_unchecked", None)
+        self._input_name = self._input.name
+        #: reads the head's outputs (softmax and top-1 computed by the engine)
+        self.uses_head = (not self.output_is_probs and spec is engine.outputs[0]
+                          and has_confidence_head(engine))
+        self._names = HEAD_OUTPUTS if self.uses_head else (self.output,)
+        # the hot path: the engine's declared unchecked run (classify() checked the input)
+        self._run_unchecked = engine.run_unchecked
         self._init_strategy(engine.input.shape, num_classes)
 
+    def _fits(self, count):
+        """True when one unchecked engine call takes a batch of ``count``."""
+        engine = self.engine
+        return (engine.max_batch is None or count <= engine.max_batch) and (
+            count >= (engine.min_batch or 1))
+
     def _outputs(self, images):
-        engine, count = self.engine, len(images)
-        if self._unchecked is not None and images.dtype == self._input.dtype and (
-                engine.max_batch is None or count <= engine.max_batch) and (
-                count >= (engine.min_batch or 1)):
-            return self._unchecked({self._input.name: images})[self.output]
-        return run_chunked(engine, images, self.output)
+        """The engine's outputs named ``self._names`` for ``images`` (a list of arrays)."""
+        if images.dtype == self._input.dtype and self._fits(len(images)):
+            out = self._run_unchecked({self._input_name: images})
+            return [out[name] for name in self._names]
+        return run_chunked_outputs(self.engine, images, self._names)
 
     def _classify(self, images):
-        outputs = self._outputs(images)
-        if not self.output_is_probs and getattr(outputs, "ndim", 0) == 2:
-            probs, top = softmax_and_max(outputs)  # the common case: logits (N, C)
+        count = len(images)
+        if self.uses_head:
+            probs, top, labels = self._outputs(images)
+            if labels.dtype != _INT64:
+                labels = labels.astype(_INT64)
         else:
-            probs, top = to_probs(outputs, self.output_is_probs)
+            outputs = self._outputs(images)[0]
+            if not self.output_is_probs and getattr(outputs, "ndim", 0) == 2:
+                probs, top = softmax_and_max(outputs)  # logits (N, C)
+            else:
+                probs, top = to_probs(outputs, self.output_is_probs)
+            labels = None
         if self.num_classes is not None and probs.shape[1] != self.num_classes:
             raise InputError("the engine gave {} classes, its spec says {}".format(
                 probs.shape[1], self.num_classes))
-        count = len(images)
         with self._lock:
             counters = self._counters
             counters["samples"] += count
             counters["engine_runs"] += count
-        labels = probs.argmax(axis=1)
-        if labels.dtype != _INT64:
-            labels = labels.astype(_INT64)
+        if labels is None:
+            labels = probs.argmax(axis=1)
+            if labels.dtype != _INT64:
+                labels = labels.astype(_INT64)
         return ClassifyResult(labels, probs, top)
 
     def _counter_names(self):

@@ -245,3 +245,148 @@ def test_entropy_score_equals_the_clipped_formula_bit_for_bit():
     got = confidence(probs, "entropy")
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)  # NaN where the reference is NaN
+
+
+# -- batches of one and the declared unchecked paths -------------------------------------------
+def _scaled_engine(classes, scale, identity, head=False):
+    """Logits = input x ``scale`` (a diagonal: exact at any batch size), optionally with the
+    confidence head in the graph."""
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from tests.toolkit.strategies.conftest import logits_onnx
+    return OnnxRuntimeEngine(logits_onnx(classes, np.eye(classes, dtype=np.float32) * scale),
+                             identity=identity, threads=1, confidence_head=head)
+
+
+def _assert_same(result, expected):
+    np.testing.assert_array_equal(result.probs, expected.probs)
+    np.testing.assert_array_equal(result.labels, expected.labels)
+    np.testing.assert_array_equal(result.confidence, expected.confidence)
+    assert result.labels.dtype == np.int64 and result.probs.dtype == np.float32
+    assert result.confidence.dtype == np.float32
+
+
+@pytest.mark.parametrize("head", [False, True])
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("post_check", [False, True])
+def test_cascade_batch_of_one_equals_its_row_of_the_batch(head, score, post_check):
+    first = _scaled_engine(4, 0.5, "a", head)
+    second = _scaled_engine(4, 3.0, "b", head)
+    images = _data(48, seed=12)
+    images[5] = images[6]  # equal scores: ties at the threshold and in the post-check
+    threshold = float(np.median(confidence(Single(first).classify(images).probs, score)))
+    batch = Cascade(first, second, threshold, score=score, post_check=post_check)
+    one = Cascade(first, second, threshold, score=score, post_check=post_check)
+    whole = batch.classify(images)
+    handed = set(batch.last_handoff_index.tolist())
+    assert 0 < len(handed) < 48
+    for i in range(48):
+        result = one.classify(images[i:i + 1])
+        _assert_same(result, whole.take([i]))
+        assert one.last_handoff_index.tolist() == ([0] if i in handed else [])
+    stats, expected = one.stats(), batch.stats()
+    for name in ("samples", "handoffs", "post_check_kept_first"):
+        assert stats[name] == expected[name]
+
+
+def test_cascade_batch_of_one_at_threshold_edges_and_nan():
+    from toolkit.strategies.base import ClassifyResult
+    for threshold in (0.0, 1.0, 0.25):
+        first, second = _scaled_engine(4, 0.0, "a"), _scaled_engine(4, 1.0, "b")  # A: 0.25 each
+        one = Cascade(first, second, threshold).classify(_data(1))
+        batch = Cascade(first, second, threshold).classify(np.repeat(_data(1), 3, axis=0))
+        _assert_same(one, batch.take([0]))
+    cascade = Cascade(_scaled_engine(4, 1.0, "a"), _scaled_engine(4, 1.0, "b"), 0.9)
+    result_a = ClassifyResult(np.zeros(1, np.int64), np.full((1, 4), np.nan, np.float32),
+                              np.full(1, np.nan, np.float32))
+    # a NaN confidence is not below any threshold, in floats as in arrays
+    assert cascade._classify_one(_data(1), result_a, result_a.confidence) is result_a
+
+
+@pytest.mark.parametrize("mode,hamming", [("exact", 0), ("dhash", 0), ("dhash", 3)])
+def test_memo_batches_of_one_equal_batched_answers_with_hits_misses_and_evictions(mode, hamming):
+    pool = (np.random.RandomState(13).rand(30, 1, 8, 8) > 0.5).astype(np.float32)
+    matrix = np.random.RandomState(14).randn(64, 10).astype(np.float32)
+    from tests.toolkit.strategies.conftest import linear_image_onnx
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+
+    def memo():
+        engine = OnnxRuntimeEngine(linear_image_onnx(matrix), identity="m", threads=1)
+        recorder = Recorder(engine)
+        return Memo(Single(recorder), MemoConfig(mode, max_entries=12, hamming=hamming)), recorder
+    ones, ones_recorder = memo()
+    batched, batched_recorder = memo()
+    rng = np.random.RandomState(15)
+    for step in range(40):
+        index = rng.randint(0, 30, size=rng.randint(1, 6))
+        if step % 3 == 0:
+            index = index[:1]
+        # the same stream: one memo takes each sample alone, the other one batch at a time when
+        # the batch has one sample (both paths then run), else sample by sample through the
+        # general path on batches of one ... of the same samples in a batch
+        for i in index:
+            result = ones.classify(pool[i:i + 1])
+            expected = batched.classify(pool[[i, i]])  # the general path (a repeat in the batch)
+            _assert_same(result, expected.take([0]))
+    a, b = ones.stats(), batched.stats()
+    assert a["memo_hits"] > 0 and a["memo_misses"] > 0 and a["memo_evictions"] > 0
+    assert a["memo_misses"] == b["memo_misses"] and len(ones) == len(batched)
+    assert ones_recorder.samples == batched_recorder.samples
+
+
+def test_memo_batch_of_one_result_owns_its_arrays():
+    memo = Memo(Single(_scaled_engine(4, 1.0, "m")))
+    x = _data(1)
+    first = memo.classify(x)
+    first.probs[:] = -1
+    first.confidence[:] = -1
+    first.labels[:] = -1
+    hit = memo.classify(x)
+    assert memo.stats()["memo_hits"] == 1
+    assert (hit.probs >= 0).all() and (hit.confidence > 0).all() and (hit.labels >= 0).all()
+    hit.probs[:] = -2
+    np.testing.assert_array_equal(memo.classify(x).probs, softmax(x.reshape(1, 4)))
+
+
+def test_exact_key_one_equals_exact_keys():
+    from toolkit.strategies.hashing import exact_key_one, exact_keys
+    rng = np.random.RandomState(16)
+    for sample in (rng.rand(1, 1, 8, 8).astype(np.float32), rng.rand(1, 3).astype(np.float64),
+                   np.zeros((1, 2), np.float32)):
+        assert exact_key_one(sample) == exact_keys(sample)[0]
+
+
+def test_single_reads_the_head_and_agrees_with_the_host_softmax():
+    from engines.confidence_head import has_confidence_head
+    head, plain = _scaled_engine(5, 7.0, "h", head=True), _scaled_engine(5, 7.0, "p")
+    assert has_confidence_head(head) and not has_confidence_head(plain)
+    with_head, on_host = Single(head), Single(plain)
+    assert with_head.uses_head and not on_host.uses_head
+    images = _data(64, classes=5, seed=17)
+    got, expected = with_head.classify(images), on_host.classify(images)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    np.testing.assert_allclose(got.probs, expected.probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.confidence, expected.confidence, rtol=1e-5)
+    np.testing.assert_array_equal(got.confidence, got.probs.max(axis=1))
+    # the logits stay an output of the engine
+    np.testing.assert_array_equal(head.infer({"input": images})["logits"],
+                                  plain.infer({"input": images})["logits"])
+    assert Single(head, output="logits").uses_head  # naming the head's source: the same scores
+    assert not Single(head, output_is_probs=True).uses_head
+    # chunked (max_batch) and unchunked give the same answers through the head
+    head.max_batch = 7
+    _assert_same(Single(head).classify(images), got)
+
+
+def test_unchecked_paths_give_the_checked_answers():
+    engine = _scaled_engine(4, 2.0, "u")
+    images = _data(9, seed=18)
+    np.testing.assert_array_equal(engine.infer({"input": images}, check=False)["logits"],
+                                  engine.infer({"input": images})["logits"])
+    engine.max_batch = 4  # the check refuses 9; the unchecked path trusts the caller
+    with pytest.raises(InputError, match="maximum batch"):
+        engine.infer({"input": images})
+    assert engine.infer({"input": images}, check=False)["logits"].shape == (9, 4)
+    engine.max_batch = None
+    for strategy in (Single(engine), Cascade(engine, _scaled_engine(4, 1.0, "v"), 0.4),
+                     Memo(Single(engine))):
+        _assert_same(strategy.classify(images, check=False), strategy.classify(images))

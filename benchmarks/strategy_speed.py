@@ -1,0 +1,364 @@
+"""Issue 15's aims: the strategies' own host work per call, against the engines and against the
+peer's own loop, measured side by side in one process with one thread.
+
+Models: ``export.models.small_cnn`` (A) and ``large_cnn`` (B), trained here on the digits train
+split (8x8, fixed seeds), the threshold the cheapest on the validation split within 0.3 points of
+B's accuracy; post-check on (the peer's ``double_ps``). Data: the digits test split (540 images).
+Engines: ONNX Runtime, CPU, one intra-op thread, with the confidence head
+(``engines.confidence_head``: softmax and top-1 in the graph); "host softmax" rows use the same
+models without it.
+
+**The peer's loop, rebuilt.** Kinnas et al.'s code (github.com/michaelkinnas/Reducing-Inference-
+Energy-Consumption-Using-Two-Complementary-CNNs, ``utils/workload.py``, ``double_ps`` with the
+``maxp`` score of ``utils/score_functions.py``) is not downloaded; its loop's work is rebuilt in
+:func:`peer_loop`: under ``torch.inference_mode()``, per sample: ``X.unsqueeze(dim=0)``, eager
+PyTorch ``model_a(X)``, the score ``torch.max(torch.softmax(logits, dim=1)).item()``; below the
+threshold ``model_b(X)`` and its score, B's ``argmax(...).item()`` when its score is higher, else
+A's; the label appended to a list. Left out (each would only slow the peer): its progress bar,
+its ``ResourceMonitor`` (two ``psutil.cpu_percent`` calls and a dict per sample), the ``input()``
+prompt, and the data set's per-sample transforms (the tensors are made once, before timing).
+The same weights (the PyTorch modules exported to ONNX for the toolkit), the same data, one
+thread (``torch.set_num_threads(1)``).
+
+**Own work** of a strategy = its pass time minus an "engines only" pass making exactly the engine
+calls it makes (the same batches, B on the same handed-off samples, feeds built before timing),
+per call and as a share of the engine time. Every figure: the median over interleaved rounds
+(the contenders take turns, the order rotating) of full passes. Memo figures at batch 1: an
+exact hit (the whole ``classify`` call), what a miss adds over the strategy alone (cache cleared
+before each pass of distinct images), a dHash hit, and the duplicated protocol (the test split
+then a shuffled copy, ``toolkit.deploy.duplicate``; the cache starts empty each pass). The CBNet
+path: ``Convert(converter, Single(classifier))`` with CBNet's converting autoencoder and
+small_cnn (timing only: the converter is untrained).
+
+The machine's load inflates every microsecond figure; ratios measured in one run are fairer.
+
+    python -m benchmarks.strategy_speed [--quick] [--rounds N]
+"""
+import argparse
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+# (key, relation, bound, what) in print order
+AIMS = (
+    ("cascade_own_us_b1", "<=", 10.0, "cascade's own work per call at batch 1 (us)"),
+    ("cascade_own_share_b32", "<=", 0.05, "cascade's own work / engine time at batch 32"),
+    ("peer_speedup_b1", ">=", 8.0, "peer loop time / cascade time, batch 1"),
+    ("peer_speedup_b32", ">=", 40.0, "peer loop (batch 1) / cascade at batch 32, per sample"),
+    ("memo_hit_us_b1", "<=", 3.0, "memo exact hit per call at batch 1 (us)"),
+    ("memo_miss_adds_us_b1", "<=", 5.0, "memo miss minus the cascade alone, batch 1 (us)"),
+    ("memo_dhash_hit_us_b1", "<=", 10.0, "memo dHash hit per call at batch 1 (us)"),
+    ("memo_dup_reduction_b1", ">=", 0.45, "1 - memo time / cascade time, duplicated, batch 1"),
+    ("convert_own_us_b1", "<=", 10.0, "CBNet path's own work per call at batch 1 (us)"),
+    ("convert_memo_hit_us_b1", "<=", 3.0, "CBNet path: memo exact hit per call (us)"),
+    ("convert_memo_miss_adds_us_b1", "<=", 5.0, "CBNet path: memo miss adds (us)"),
+    ("convert_memo_dhash_hit_us_b1", "<=", 10.0, "CBNet path: memo dHash hit per call (us)"),
+    ("convert_memo_dup_reduction_b1", ">=", 0.45, "CBNet path: duplicated protocol reduction"),
+)
+
+
+class Settings(object):
+    def __init__(self, quick=False, rounds=None):
+        self.quick = quick
+        self.rounds = rounds or (3 if quick else 9)
+        self.epochs = 2 if quick else 12
+        self.samples = 128 if quick else None  # quick: the first 128 test images
+
+
+# -- models and data ---------------------------------------------------------------------------
+def train_pair(settings):
+    """(small, large, converter) PyTorch modules in eval mode and the (train, val, test) split."""
+    import torch
+
+    from calibration.datasets import load_digits_variant
+    from export import models, training
+    from export.recipes.pool_models import converting_autoencoder
+    train, val, test = load_digits_variant("digits").split((0.5, 0.2, 0.3))
+    small = training.train_classifier(models.small_cnn(), train,
+                                      training.TrainConfig(epochs=settings.epochs, seed=1))
+    large = training.train_classifier(models.large_cnn(), train,
+                                      training.TrainConfig(epochs=settings.epochs, seed=2))
+    torch.manual_seed(3)
+    converter = converting_autoencoder(1, (8, 8)).eval()
+    if settings.samples:
+        test = test.subset(slice(0, settings.samples))
+    return small, large, converter, (train, val, test)
+
+
+def export(module, path):
+    import torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 1, 8, 8),), path, dynamo=False,
+                          opset_version=13, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    return path
+
+
+def choose_threshold(small, large, val):
+    """The cheapest threshold (fewest handoffs) whose validation accuracy is within 0.3 points of
+    B's, post-check on."""
+    from export.training import predict_logits
+    from toolkit.strategies.scores import softmax
+    from toolkit.strategies.thresholds import threshold_curve
+    probs_a = softmax(predict_logits(small, val.images))
+    probs_b = softmax(predict_logits(large, val.images))
+    curve = threshold_curve(probs_a, probs_b, val.labels, post_check=True)
+    ok = np.nonzero(curve.accuracy >= curve.accuracy_second - 0.003)[0]
+    best = ok[np.argmin(curve.handoff_rate[ok])] if len(ok) else len(curve.thresholds) - 1
+    return float(curve.thresholds[best])
+
+
+# -- the peer's loop, rebuilt -------------------------------------------------------------------
+def peer_loop(model_a, model_b, samples, threshold):
+    """Kinnas et al.'s ``double_ps`` loop with the ``maxp`` score (see the module docstring):
+    ``samples`` is a list of (C, H, W) tensors; returns the labels (a list of ints)."""
+    import torch
+    preds = []
+    with torch.inference_mode():
+        for X in samples:
+            X = X.unsqueeze(dim=0)
+            logits_a = model_a(X)
+            score_a = torch.max(torch.softmax(logits_a, dim=1)).item()
+            if score_a < threshold:
+                logits_b = model_b(X)
+                score_b = torch.max(torch.softmax(logits_b, dim=1)).item()
+                if score_b > score_a:
+                    pred_label = torch.argmax(logits_b).item()
+                else:
+                    pred_label = torch.argmax(logits_a).item()
+            else:
+                pred_label = torch.argmax(logits_a).item()
+            preds.append(pred_label)
+    return preds
+
+
+# -- timing -------------------------------------------------------------------------------------
+def interleaved(sides, rounds):
+    """``sides``: {name: callable() running one pass}; the median seconds of each over
+    ``rounds`` rounds, the order rotating every round (one untimed warm-up pass each)."""
+    names = list(sides)
+    for name in names:
+        sides[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def batches_of(images, batch):
+    return [images[i:i + batch] for i in range(0, len(images), batch)]
+
+
+def classify_pass(strategy, batches, before=None):
+    def run():
+        if before is not None:
+            before()
+        for x in batches:
+            strategy.classify(x)
+    return run
+
+
+def cascade_engine_pass(cascade, batches):
+    """The engine calls ``cascade`` makes on ``batches``, feeds built now: a pass of them alone."""
+    run_a = cascade.first.engine.run_unchecked
+    run_b = cascade.second.engine.run_unchecked
+    calls = []
+    for x in batches:
+        cascade.classify(x)
+        handed = cascade.last_handoff_index
+        calls.append(({"input": x}, {"input": x.take(handed, axis=0)} if len(handed) else None))
+
+    def run():
+        for feeds_a, feeds_b in calls:
+            run_a(feeds_a)
+            if feeds_b is not None:
+                run_b(feeds_b)
+    return run
+
+
+def convert_engine_pass(convert, batches):
+    run_c = convert.converter.run_unchecked
+    run_k = convert.classifier.engine.run_unchecked
+    name = convert.converter.outputs[0].name
+    calls = [({"input": x}, {"input": np.ascontiguousarray(run_c({"input": x})[name])})
+             for x in batches]
+
+    def run():
+        for feeds_c, feeds_k in calls:
+            run_c(feeds_c)
+            run_k(feeds_k)
+    return run
+
+
+def memo_figures(make_memo, strategy, images, rounds):
+    """Batch-1 memo figures over ``strategy`` (exact hit, miss adds, dHash hit, duplicated)."""
+    from calibration.datasets import Dataset
+    from toolkit.deploy import duplicate
+    from toolkit.strategies.hashing import exact_keys
+    unique = np.unique(np.array(exact_keys(images)), return_index=True)[1]
+    distinct = images[np.sort(unique)]
+    ones = batches_of(distinct, 1)
+    exact, dhash = make_memo("exact"), make_memo("dhash")
+    for memo in (exact, dhash):
+        classify_pass(memo, ones)()  # filled: every later call hits
+    missing = make_memo("exact")
+    stream = duplicate(Dataset(images, None, [str(i) for i in range(10)]), 1.0).images
+    stream_ones = batches_of(stream, 1)
+    dup = make_memo("exact")
+    times = interleaved({
+        "strategy": classify_pass(strategy, ones),
+        "exact hit": classify_pass(exact, ones),
+        "dhash hit": classify_pass(dhash, ones),
+        "miss": classify_pass(missing, ones, missing.clear),
+        "strategy, duplicated": classify_pass(strategy, stream_ones),
+        "memo, duplicated": classify_pass(dup, stream_ones, dup.clear),
+    }, rounds)
+    per = {name: seconds / len(ones) * 1e6 for name, seconds in times.items()}
+    return {"hit_us": per["exact hit"], "dhash_hit_us": per["dhash hit"],
+            "miss_adds_us": per["miss"] - per["strategy"], "strategy_us": per["strategy"],
+            "dup_reduction": 1.0 - times["memo, duplicated"] / times["strategy, duplicated"],
+            "dup_seconds": times["memo, duplicated"],
+            "dup_strategy_seconds": times["strategy, duplicated"]}
+
+
+# -- the run -----------------------------------------------------------------------------------
+def measure(settings, log=print):
+    import torch
+
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from toolkit.strategies import Cascade, Convert, Memo, MemoConfig, Single
+    torch.set_num_threads(1)
+    small, large, converter, (_, val, test) = train_pair(settings)
+    threshold = choose_threshold(small, large, val)
+    images = np.ascontiguousarray(test.images)
+    results, notes = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {name: export(module, os.path.join(folder, name + ".onnx"))
+                 for name, module in (("small", small), ("large", large),
+                                      ("converter", converter))}
+
+        def engine(name, head=True):
+            return OnnxRuntimeEngine(paths[name], threads=1, identity=name,
+                                     confidence_head=head and name != "converter")
+
+        def cascade(head=True):
+            return Cascade(Single(engine("small", head)), Single(engine("large", head)),
+                           threshold, post_check=True)
+
+        fast, host = cascade(True), cascade(False)
+        assert fast.first.uses_head and not host.first.uses_head
+        tensors = [torch.from_numpy(image) for image in images]
+        peer_labels = peer_loop(small, large, tensors, threshold)
+        ours = np.concatenate([fast.classify(x).labels for x in batches_of(images, 1)])
+        notes["agreement"] = float(np.mean(ours == np.array(peer_labels)))
+        fast.reset_stats()
+        fast.classify(images)
+        notes["handoff_rate"] = fast.stats()["handoff_rate"]
+        notes["threshold"] = threshold
+        log("pair small_cnn -> large_cnn, threshold {:.4f}, handoff rate {:.1%} on {} test images; "
+            "labels equal to the peer loop's on {:.2%}".format(
+                threshold, notes["handoff_rate"], len(images), notes["agreement"]))
+        for batch in (1, 32):
+            batched = batches_of(images, batch)
+            sides = {
+                "cascade": classify_pass(fast, batched),
+                "engines only": cascade_engine_pass(fast, batched),
+                "cascade, host softmax": classify_pass(host, batched),
+                "engines only, host softmax": cascade_engine_pass(host, batched),
+            }
+            if batch == 1:
+                sides["peer loop"] = lambda: peer_loop(small, large, tensors, threshold)
+            times = interleaved(sides, settings.rounds)
+            if batch == 1:
+                peer = times["peer loop"]
+            calls = len(batched)
+            own = times["cascade"] - times["engines only"]
+            own_host = times["cascade, host softmax"] - times["engines only, host softmax"]
+            key = "b{}".format(batch)
+            results["cascade_own_us_" + key] = own / calls * 1e6
+            results["cascade_own_share_" + key] = own / times["engines only"]
+            results["host_own_us_" + key] = own_host / calls * 1e6
+            results["host_own_share_" + key] = own_host / times["engines only, host softmax"]
+            results["peer_speedup_" + key] = peer / times["cascade"]
+            results["host_peer_speedup_" + key] = peer / times["cascade, host softmax"]
+            for name, seconds in sorted(times.items()):
+                log("  batch {:>2}  {:<28} {:9.2f} us per sample".format(
+                    batch, name, seconds / len(images) * 1e6))
+        memo = memo_figures(lambda mode: Memo(cascade(True), MemoConfig(mode)), fast, images,
+                            settings.rounds)
+        for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
+            results["memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
+                               name + "_b1")] = memo[name]
+        notes["memo_cascade_us"] = memo["strategy_us"]
+
+        def converted(head=True):
+            return Convert(engine("converter"), Single(engine("small", head)))
+        path = converted()
+        assert path.classifier.uses_head
+        ones = batches_of(images, 1)
+        times = interleaved({"convert": classify_pass(path, ones),
+                             "engines only": convert_engine_pass(path, ones),
+                             "convert, host softmax": classify_pass(converted(False), ones)},
+                            settings.rounds)
+        results["convert_own_us_b1"] = (times["convert"] - times["engines only"]) / len(ones) * 1e6
+        results["convert_host_us_b1"] = times["convert, host softmax"] / len(ones) * 1e6
+        results["convert_us_b1"] = times["convert"] / len(ones) * 1e6
+        memo = memo_figures(lambda mode: Memo(converted(), MemoConfig(mode)), path, images,
+                            settings.rounds)
+        for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
+            results["convert_memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
+                                       name + "_b1")] = memo[name]
+    return results, notes
+
+
+def verdict(relation, bound, value):
+    ok = value <= bound if relation == "<=" else value >= bound
+    return "met" if ok else "NOT met"
+
+
+def report(results, log=print):
+    log("")
+    log("{:<34} {:>10}  {:<10} {}".format("aim", "measured", "bound", "verdict"))
+    for key, relation, bound, what in AIMS:
+        value = results[key]
+        log("{:<34} {:>10.3f}  {} {:<7g} {:<8} {}".format(
+            key, value, relation, bound, verdict(relation, bound, value), what))
+    log("")
+    log("without the confidence head (host softmax; no aims): own work {:.2f} us per call at "
+        "batch 1 ({:.1%} of engine time), {:.1%} at batch 32; vs the peer {:.1f}x at batch 1, "
+        "{:.1f}x at batch 32; CBNet path {:.2f} us per call".format(
+            results["host_own_us_b1"], results["host_own_share_b1"],
+            results["host_own_share_b32"], results["host_peer_speedup_b1"],
+            results["host_peer_speedup_b32"], results["convert_host_us_b1"]))
+    log("with it: own work {:.2f} us per call at batch 32 ({:.1%} of engine time); batch 1: "
+        "{:.1%} of engine time; CBNet path {:.2f} us per call".format(
+            results["cascade_own_us_b32"], results["cascade_own_share_b32"],
+            results["cascade_own_share_b1"], results["convert_us_b1"]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="2 training epochs, 128 test images, 3 rounds (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per figure (default 9; --quick 3)")
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    settings = Settings(args.quick, args.rounds)
+    print("ONNX Runtime CPU, 1 thread; median of {} interleaved rounds; microseconds per sample "
+          "(at batch 1, per call)".format(settings.rounds), flush=True)
+    results, _ = measure(settings)
+    report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
