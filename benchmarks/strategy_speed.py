@@ -20,9 +20,13 @@ prompt, and the data set's per-sample transforms (the tensors are made once, bef
 The same weights (the PyTorch modules exported to ONNX for the toolkit), the same data, one
 thread (``torch.set_num_threads(1)``).
 
-**Own work** of a strategy = its pass time minus an "engines only" pass making exactly the engine
-calls it makes (the same batches, B on the same handed-off samples, feeds built before timing),
-per call and as a share of the engine time. Every figure: the median over interleaved rounds
+**Own work** of a strategy = everything outside its engine calls, per call and as a share of the
+engine time. Measured directly: each engine's outputs for one pass are recorded, then the
+strategy runs passes over replays of them (:class:`Replay`: a list read per call), less passes
+making the same calls on the replays alone. (Subtracting a pass of the real engines instead
+gives the same figure on a quiet machine, but on a loaded one the noise of ~100 us engine calls
+swamps a few us.) "Engines only": the real engine calls the strategy makes (the same batches, B
+on the same handed-off samples, feeds built before timing). Every figure: the median over interleaved rounds
 (the contenders take turns, the order rotating) of full passes. Memo figures at batch 1: an
 exact hit (the whole ``classify`` call), what a miss adds over the strategy alone (cache cleared
 before each pass of distinct images), a dHash hit, and the duplicated protocol (the test split
@@ -41,6 +45,8 @@ import time
 import warnings
 
 import numpy as np
+
+from engines.base import Engine
 
 # (key, relation, bound, what) in print order
 AIMS = (
@@ -64,8 +70,10 @@ class Settings(object):
     def __init__(self, quick=False, rounds=None):
         self.quick = quick
         self.rounds = rounds or (3 if quick else 9)
-        self.epochs = 2 if quick else 12
+        self.epochs = 2 if quick else 40  # the pool recipe's 40 epochs for the small model
+        self.large_epochs = 2 if quick else 15
         self.samples = 128 if quick else None  # quick: the first 128 test images
+        self.passes = 2 if quick else 5  # passes per round when timing own work on replays
 
 
 # -- models and data ---------------------------------------------------------------------------
@@ -77,10 +85,12 @@ def train_pair(settings):
     from export import models, training
     from export.recipes.pool_models import converting_autoencoder
     train, val, test = load_digits_variant("digits").split((0.5, 0.2, 0.3))
+    torch.manual_seed(1)  # the initial weights too: every run trains the same models
     small = training.train_classifier(models.small_cnn(), train,
                                       training.TrainConfig(epochs=settings.epochs, seed=1))
+    torch.manual_seed(2)
     large = training.train_classifier(models.large_cnn(), train,
-                                      training.TrainConfig(epochs=settings.epochs, seed=2))
+                                      training.TrainConfig(epochs=settings.large_epochs, seed=2))
     torch.manual_seed(3)
     converter = converting_autoencoder(1, (8, 8)).eval()
     if settings.samples:
@@ -137,6 +147,11 @@ def peer_loop(model_a, model_b, samples, threshold):
 
 
 # -- timing -------------------------------------------------------------------------------------
+#: the timer: this process's CPU time (other processes' load does not count; one thread for
+#: everything timed, so CPU time is the time taken), or wall time with ``--wall``
+CLOCK = [time.process_time]
+
+
 def interleaved(sides, rounds):
     """``sides``: {name: callable() running one pass}; the median seconds of each over
     ``rounds`` rounds, the order rotating every round (one untimed warm-up pass each)."""
@@ -146,9 +161,9 @@ def interleaved(sides, rounds):
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
+            start = CLOCK[0]()
             sides[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK[0]() - start)
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
@@ -163,6 +178,71 @@ def classify_pass(strategy, batches, before=None):
         for x in batches:
             strategy.classify(x)
     return run
+
+
+class Replay(Engine):
+    """An engine standing in for ``engine``: while ``recording`` it runs ``engine`` and keeps its
+    outputs (and, in ``log``, each call); then it hands them back in the same order
+    (``rewind()`` before each pass). A strategy over replays costs its own work plus a list read
+    per engine call."""
+
+    def __init__(self, engine, log):
+        self.engine, self.log = engine, log
+        self.inputs, self.outputs = engine.inputs, engine.outputs
+        self.max_batch, self.min_batch = engine.max_batch, engine.min_batch
+        self.recorded, self.index, self.recording = [], 0, True
+
+    def _run(self, feeds):
+        if self.recording:
+            out = self.engine.run_unchecked(feeds)
+            self.recorded.append(out)
+            self.log.append((self, feeds))
+            return out
+        out = self.recorded[self.index]
+        self.index += 1
+        return out
+
+    run_unchecked = _run
+
+    def identity(self):
+        return self.engine.identity()
+
+
+def own_work(make_strategy, engines, batches, rounds, passes, before=None):
+    """Seconds per pass outside the engine calls (median of interleaved rounds): the strategy
+    ``make_strategy(*replays)`` over replays of ``engines``, less the same engine calls made on
+    the replays alone. ``before(strategy)`` runs before each pass (untimed only in that it is
+    also what a pass starts with)."""
+    log = []
+    replays = [Replay(engine, log) for engine in engines]
+    strategy = make_strategy(*replays)
+    if before is not None:
+        before(strategy)
+    for x in batches:
+        strategy.classify(x)
+    for replay in replays:
+        replay.recording = False
+    calls = [(replay.run_unchecked, feeds) for replay, feeds in log]
+
+    def rewind():
+        for replay in replays:
+            replay.index = 0
+
+    def strategy_pass():
+        for _ in range(passes):
+            rewind()
+            if before is not None:
+                before(strategy)
+            for x in batches:
+                strategy.classify(x)
+
+    def replays_pass():
+        for _ in range(passes):
+            rewind()
+            for call, feeds in calls:
+                call(feeds)
+    times = interleaved({"strategy": strategy_pass, "replays": replays_pass}, rounds)
+    return (times["strategy"] - times["replays"]) / passes
 
 
 def cascade_engine_pass(cascade, batches):
@@ -197,8 +277,10 @@ def convert_engine_pass(convert, batches):
     return run
 
 
-def memo_figures(make_memo, strategy, images, rounds):
-    """Batch-1 memo figures over ``strategy`` (exact hit, miss adds, dHash hit, duplicated)."""
+def memo_figures(make_memo, strategy, images, rounds, own=None):
+    """Batch-1 memo figures over ``strategy`` (exact hit, miss adds, dHash hit, duplicated).
+    ``own(wrap, batches, before)``: the own work of ``wrap(strategy)`` over replayed engines
+    (the miss figure: the memo's own work on misses less the strategy's)."""
     from calibration.datasets import Dataset
     from toolkit.deploy import duplicate
     from toolkit.strategies.hashing import exact_keys
@@ -208,7 +290,6 @@ def memo_figures(make_memo, strategy, images, rounds):
     exact, dhash = make_memo("exact"), make_memo("dhash")
     for memo in (exact, dhash):
         classify_pass(memo, ones)()  # filled: every later call hits
-    missing = make_memo("exact")
     stream = duplicate(Dataset(images, None, [str(i) for i in range(10)]), 1.0).images
     stream_ones = batches_of(stream, 1)
     dup = make_memo("exact")
@@ -216,13 +297,14 @@ def memo_figures(make_memo, strategy, images, rounds):
         "strategy": classify_pass(strategy, ones),
         "exact hit": classify_pass(exact, ones),
         "dhash hit": classify_pass(dhash, ones),
-        "miss": classify_pass(missing, ones, missing.clear),
         "strategy, duplicated": classify_pass(strategy, stream_ones),
         "memo, duplicated": classify_pass(dup, stream_ones, dup.clear),
     }, rounds)
     per = {name: seconds / len(ones) * 1e6 for name, seconds in times.items()}
+    from toolkit.strategies import Memo
+    miss_adds = (own(Memo, ones, Memo.clear) - own(None, ones, None)) / len(ones) * 1e6
     return {"hit_us": per["exact hit"], "dhash_hit_us": per["dhash hit"],
-            "miss_adds_us": per["miss"] - per["strategy"], "strategy_us": per["strategy"],
+            "miss_adds_us": miss_adds, "strategy_us": per["strategy"],
             "dup_reduction": 1.0 - times["memo, duplicated"] / times["strategy, duplicated"],
             "dup_seconds": times["memo, duplicated"],
             "dup_strategy_seconds": times["strategy, duplicated"]}
@@ -253,6 +335,9 @@ def measure(settings, log=print):
                            threshold, post_check=True)
 
         fast, host = cascade(True), cascade(False)
+
+        def pair(first, second):
+            return Cascade(Single(first), Single(second), threshold, post_check=True)
         assert fast.first.uses_head and not host.first.uses_head
         tensors = [torch.from_numpy(image) for image in images]
         peer_labels = peer_loop(small, large, tensors, threshold)
@@ -279,20 +364,27 @@ def measure(settings, log=print):
             if batch == 1:
                 peer = times["peer loop"]
             calls = len(batched)
-            own = times["cascade"] - times["engines only"]
-            own_host = times["cascade, host softmax"] - times["engines only, host softmax"]
+            own = own_work(pair, [fast.first.engine, fast.second.engine], batched,
+                           settings.rounds, settings.passes)
+            own_host = own_work(pair, [host.first.engine, host.second.engine], batched,
+                                settings.rounds, settings.passes)
             key = "b{}".format(batch)
             results["cascade_own_us_" + key] = own / calls * 1e6
             results["cascade_own_share_" + key] = own / times["engines only"]
             results["host_own_us_" + key] = own_host / calls * 1e6
             results["host_own_share_" + key] = own_host / times["engines only, host softmax"]
             results["peer_speedup_" + key] = peer / times["cascade"]
+            results["engines_peer_speedup_" + key] = peer / times["engines only"]
             results["host_peer_speedup_" + key] = peer / times["cascade, host softmax"]
             for name, seconds in sorted(times.items()):
                 log("  batch {:>2}  {:<28} {:9.2f} us per sample".format(
                     batch, name, seconds / len(images) * 1e6))
+        def own_pair(wrap, batches, before):
+            return own_work(lambda a, b: wrap(pair(a, b)) if wrap else pair(a, b),
+                            [fast.first.engine, fast.second.engine], batches, settings.rounds,
+                            settings.passes, before)
         memo = memo_figures(lambda mode: Memo(cascade(True), MemoConfig(mode)), fast, images,
-                            settings.rounds)
+                            settings.rounds, own_pair)
         for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
             results["memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
                                name + "_b1")] = memo[name]
@@ -307,11 +399,19 @@ def measure(settings, log=print):
                              "engines only": convert_engine_pass(path, ones),
                              "convert, host softmax": classify_pass(converted(False), ones)},
                             settings.rounds)
-        results["convert_own_us_b1"] = (times["convert"] - times["engines only"]) / len(ones) * 1e6
+        own = own_work(lambda c, k: Convert(c, Single(k)),
+                       [path.converter, path.classifier.engine], ones, settings.rounds,
+                       settings.passes)
+        results["convert_own_us_b1"] = own / len(ones) * 1e6
         results["convert_host_us_b1"] = times["convert, host softmax"] / len(ones) * 1e6
         results["convert_us_b1"] = times["convert"] / len(ones) * 1e6
+        def own_convert(wrap, batches, before):
+            def make(c, k):
+                return wrap(Convert(c, Single(k))) if wrap else Convert(c, Single(k))
+            return own_work(make, [path.converter, path.classifier.engine], batches,
+                            settings.rounds, settings.passes, before)
         memo = memo_figures(lambda mode: Memo(converted(), MemoConfig(mode)), path, images,
-                            settings.rounds)
+                            settings.rounds, own_convert)
         for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
             results["convert_memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
                                        name + "_b1")] = memo[name]
@@ -337,6 +437,9 @@ def report(results, log=print):
             results["host_own_us_b1"], results["host_own_share_b1"],
             results["host_own_share_b32"], results["host_peer_speedup_b1"],
             results["host_peer_speedup_b32"], results["convert_host_us_b1"]))
+    log("ceiling of the peer ratios on these engines (the engine calls alone, no strategy "
+        "work): {:.1f}x at batch 1, {:.1f}x at batch 32".format(
+            results["engines_peer_speedup_b1"], results["engines_peer_speedup_b32"]))
     log("with it: own work {:.2f} us per call at batch 32 ({:.1%} of engine time); batch 1: "
         "{:.1%} of engine time; CBNet path {:.2f} us per call".format(
             results["cascade_own_us_b32"], results["cascade_own_share_b32"],
@@ -349,12 +452,17 @@ def main(argv=None):
                         help="2 training epochs, 128 test images, 3 rounds (a smoke run)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="interleaved rounds per figure (default 9; --quick 3)")
+    parser.add_argument("--wall", action="store_true",
+                        help="time by the wall clock (default: this process's CPU time, which "
+                             "other processes' load does not inflate)")
     args = parser.parse_args(argv)
+    CLOCK[0] = time.perf_counter if args.wall else time.process_time
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
     settings = Settings(args.quick, args.rounds)
-    print("ONNX Runtime CPU, 1 thread; median of {} interleaved rounds; microseconds per sample "
-          "(at batch 1, per call)".format(settings.rounds), flush=True)
+    print("ONNX Runtime CPU, 1 thread; median of {} interleaved rounds; {} microseconds per "
+          "sample (at batch 1, per call)".format(
+              settings.rounds, "wall" if args.wall else "CPU"), flush=True)
     results, _ = measure(settings)
     report(results)
     return 0

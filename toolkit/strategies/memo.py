@@ -121,8 +121,10 @@ class Memo(Strategy):
             if self._exact:
                 key = exact_key_one(images) if images.flags.c_contiguous else \
                     hashing.exact_keys(images)[0]
+            elif self.config.invariant:
+                key = hashing.dhash(images, True).item(0)
             else:
-                key = hashing.dhash(images, self.config.invariant).item(0)
+                key = hashing.dhash_one(images)
             return self._answer_one(key, images)
         if self._exact:
             keys = hashing.exact_keys(images)
@@ -255,7 +257,9 @@ class Memo(Strategy):
             counters = self._counters
             counters["samples"] += 1
             counters["memo_misses"] += 1
-        return ClassifyResult(labels, probs.copy(), confidence.copy())
+        # the store holds copies, and an engine's (so a strategy's) answer is its caller's own
+        # fresh arrays: they are the answer as they are
+        return ClassifyResult(labels, probs, confidence)
 
     def _store_one(self, key, probs, confidence, labels, absent_since):
         """``_store_rows([key], ...)`` for one new key; the common case (room, a free slot, the
@@ -275,9 +279,9 @@ class Memo(Strategy):
         self._slots[key] = slot
         self._bytes += entry_bytes
         self._hash_cache = None
-        store[slot] = probs[0]
-        self._conf[slot] = confidence[0]
-        self._labels[slot] = labels[0]
+        store[slot] = probs  # (1, C) into a row: numpy drops the leading 1
+        self._conf[slot:slot + 1] = confidence
+        self._labels[slot:slot + 1] = labels
 
     def _answer_all_new(self, keys, fetch, generation):
         """``_answer`` when no key is stored (at ``generation``) and none repeats: the inner

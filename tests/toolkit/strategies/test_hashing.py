@@ -84,3 +84,21 @@ def test_dhash_false_hit_rate_on_digits_is_measured_and_the_memo_reports_it(
     exact = Memo(Single(ort_engine(small_cnn_onnx)), MemoConfig(mode="exact"))
     exact.classify(data.images)
     assert exact.stats()["memo_hits"] == 0
+
+
+@pytest.mark.parametrize("variant", ["digits", "digits16", "digits-hard"])
+def test_dhash_of_one_image_equals_the_batch_hash(variant):
+    from calibration.datasets import load_digits_variant
+    from toolkit.strategies.hashing import dhash, dhash_one
+    images = load_digits_variant(variant).images[:400]
+    expected = dhash(images).tolist()
+    assert [dhash_one(images[i:i + 1]) for i in range(len(images))] == expected
+
+
+def test_dhash_of_one_image_equals_the_batch_hash_on_colour_and_odd_shapes():
+    from toolkit.strategies.hashing import dhash, dhash_one
+    rng = np.random.RandomState(21)
+    for shape in ((40, 3, 32, 32), (40, 1, 12, 20), (40, 2, 9, 9), (40, 7, 7)):
+        images = rng.rand(*shape).astype(np.float32)
+        images[:10] = np.round(images[:10] * 3) / 3  # flat areas: ties between neighbours
+        assert [dhash_one(images[i:i + 1]) for i in range(40)] == dhash(images).tolist()

@@ -1,0 +1,80 @@
+"""benchmarks/strategy_speed.py: the rebuilt peer loop, the replays, and the aims report."""
+import numpy as np
+import pytest
+
+from benchmarks import strategy_speed as bench
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(folder):
+    from export import models
+    torch.manual_seed(0)
+    small, large = models.tiny_cnn().eval(), models.small_cnn().eval()
+    paths = [bench.export(m, str(folder / (n + ".onnx"))) for n, m in (("a", small),
+                                                                         ("b", large))]
+    return small, large, paths
+
+
+def test_peer_loop_gives_the_cascades_labels_with_the_same_weights(tmp_path):
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from toolkit.strategies import Cascade, Single
+    small, large, paths = _pair(tmp_path)
+    images = np.random.RandomState(0).rand(60, 1, 8, 8).astype(np.float32)
+    a, b = (OnnxRuntimeEngine(p, threads=1, confidence_head=True) for p in paths)
+    conf = Single(a).classify(images).confidence
+    threshold = float(np.median(conf))
+    cascade = Cascade(a, b, threshold, post_check=True)
+    ours = np.concatenate([cascade.classify(images[i:i + 1]).labels for i in range(60)])
+    theirs = bench.peer_loop(small, large, [torch.from_numpy(x) for x in images], threshold)
+    assert 0 < cascade.stats()["handoffs"] < 60
+    assert np.mean(ours == np.array(theirs)) >= 0.95  # float rounding at exact ties only
+
+
+def test_replays_give_the_real_answers_and_count_the_same_calls(tmp_path):
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from toolkit.strategies import Cascade, Memo, Single
+    _, _, paths = _pair(tmp_path)
+    engines = [OnnxRuntimeEngine(p, threads=1, confidence_head=True) for p in paths]
+    images = np.random.RandomState(1).rand(40, 1, 8, 8).astype(np.float32)
+    threshold = float(np.median(Single(engines[0]).classify(images).confidence))
+    log = []
+    replays = [bench.Replay(engine, log) for engine in engines]
+
+    def make(first, second):
+        return Memo(Cascade(Single(first), Single(second), threshold, post_check=True))
+    real, replayed = make(*engines), make(*replays)
+    batches = bench.batches_of(np.concatenate([images, images[::-1]]), 1)
+    expected = [real.classify(x) for x in batches]
+    assert [r.labels.tolist() for r in (replayed.classify(x) for x in batches)] == \
+        [r.labels.tolist() for r in expected]
+    calls = len(log)
+    assert calls == real.stats()["inner_samples"] + real.stats()["handoffs"]
+    for replay in replays:
+        replay.recording, replay.index = False, 0
+    replayed.clear()
+    again = [replayed.classify(x) for x in batches]
+    for got, want in zip(again, expected):
+        np.testing.assert_array_equal(got.probs, want.probs)
+    assert len(log) == calls and sum(r.index for r in replays) == calls
+    own = bench.own_work(lambda a, b: Cascade(Single(a), Single(b), threshold), engines,
+                         batches[:10], rounds=1, passes=1)
+    assert isinstance(own, float)
+
+
+def test_report_prints_every_aim_with_its_verdict(capsys):
+    results = {key: (bound if relation == "<=" else bound) for key, relation, bound, _ in
+               bench.AIMS}
+    results["cascade_own_us_b1"] = 11.0
+    for key in ("host_own_us_b1", "host_own_share_b1", "host_own_share_b32",
+                "host_peer_speedup_b1", "host_peer_speedup_b32", "convert_host_us_b1",
+                "cascade_own_us_b32", "cascade_own_share_b1", "convert_us_b1",
+                "engines_peer_speedup_b32", "engines_peer_speedup_b1"):
+        results[key] = 1.0
+    bench.report(results)
+    out = capsys.readouterr().out
+    for key, _, _, _ in bench.AIMS:
+        line = [row for row in out.splitlines() if row.startswith(key + " ")]
+        assert len(line) == 1
+        assert ("NOT met" in line[0]) == (key == "cascade_own_us_b1")
+    assert bench.verdict(">=", 8.0, 7.99) == "NOT met" and bench.verdict("<=", 3.0, 3.0) == "met"
