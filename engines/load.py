@@ -14,18 +14,19 @@ from basics.lazy import lazy_import
 from engines.engine_file import read_engine, version_text
 
 
-def load_engine(path, threads=0, providers=None):
+def load_engine(path, threads=0, providers=None, confidence_head=False):
     """The engine at ``path`` (``.engine`` + sidecar, or ``.onnx``), checked and ready to ``infer``.
 
     ``threads``: ONNX Runtime intra-op threads (0: its default); ``providers``: ONNX Runtime
     providers (names, aliases ``cpu``/``cuda``/``tensorrt`` or ``auto``; default CPU). Both are
-    ignored by TensorRT engines.
+    ignored by TensorRT engines. ``confidence_head``: ONNX Runtime runs the model with softmax
+    and top-1 appended to its graph (:mod:`engines.confidence_head`; when ``onnx`` is installed).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError("no such engine or ONNX file: {}".format(path))
     if path.lower().endswith(".onnx"):
-        return _load_onnx(path, threads, providers)
+        return _load_onnx(path, threads, providers, confidence_head)
     engine_bytes, sidecar = read_engine(path)
     metadata = sidecar.model_metadata()
     if sidecar.backend == "onnxruntime":
@@ -33,11 +34,12 @@ def load_engine(path, threads=0, providers=None):
         from engines.onnxruntime_backend import OnnxRuntimeEngine
         return OnnxRuntimeEngine(engine_bytes, providers=providers, threads=threads,
                                  max_batch=sidecar.max_batch, min_batch=sidecar.min_batch,
-                                 identity=sidecar.engine_sha256, metadata=metadata)
+                                 identity=sidecar.engine_sha256, metadata=metadata,
+                                 confidence_head=confidence_head)
     return _load_tensorrt(path, engine_bytes, sidecar, metadata)
 
 
-def _load_onnx(path, threads, providers):
+def _load_onnx(path, threads, providers, confidence_head=False):
     from engines.model_metadata import ModelMetadata, sidecar_path
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     lazy_import("onnxruntime", "running ONNX models")
@@ -48,7 +50,8 @@ def _load_onnx(path, threads, providers):
                          "re-export it or delete the stale sidecar".format(
                              sidecar_path(path), metadata.onnx_sha256[:12], onnx_sha256[:12]))
     return OnnxRuntimeEngine(path, providers=providers, threads=threads,
-                             identity=onnx_sha256, metadata=metadata)
+                             identity=onnx_sha256, metadata=metadata,
+                             confidence_head=confidence_head)
 
 
 def _load_tensorrt(path, engine_bytes, sidecar, metadata):

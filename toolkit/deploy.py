@@ -316,9 +316,10 @@ def _describe(node):
         ", post-check" if node.post_check else "")
 
 
-def open_engine(path, threads=0):
+def open_engine(path, threads=0, confidence_head=False):
     """An engine file (``.engine`` + sidecar) or an ``.onnx`` as an Engine (via
-    ``engines.load.load_engine``; plain ONNX Runtime if that module is missing)."""
+    ``engines.load.load_engine``; plain ONNX Runtime if that module is missing).
+    ``confidence_head``: see :func:`engines.load.load_engine`."""
     try:
         from engines.load import load_engine
     except ImportError as exc:
@@ -326,7 +327,7 @@ def open_engine(path, threads=0):
             raise
         load_engine = None
     if load_engine is not None:
-        return load_engine(path, threads=threads)
+        return load_engine(path, threads=threads, confidence_head=confidence_head)
     if not str(path).lower().endswith(".onnx"):
         raise InputError("{}: loading .engine files needs engines.load".format(path))
     from basics.fileio import sha256_file
@@ -356,10 +357,14 @@ def load_spec(path):
 def build_deployment(spec):
     """Load the engines of a validated :class:`DeploymentSpec` and compose its strategy."""
     engines = {}
+    heads = set(_classifier_names(spec.strategy))
     try:
         for name, ref in spec.engines.items():
             try:
-                engines[name] = open_engine(ref.path, threads=spec.threads)
+                # classifiers get softmax and top-1 in their graph (not converters)
+                engines[name] = open_engine(
+                    ref.path, threads=spec.threads,
+                    confidence_head=name in heads and not ref.output_is_probs)
             except ToolkitError as exc:
                 raise type(exc)("engine '{}': {}".format(name, exc)) from None
         strategy = _compose(spec.strategy, spec, engines)
@@ -374,6 +379,17 @@ def build_deployment(spec):
             engine.close()
         raise
     return Deployment(spec, engines, strategy, preprocessing, class_names)
+
+
+def _classifier_names(node):
+    """The engine names ``_compose`` wraps in ``Single`` (every leaf but converters)."""
+    if not isinstance(node, StrategyConfig):
+        return [node]
+    if node.kind == "single":
+        return _classifier_names(node.engine)
+    if node.kind == "convert":
+        return _classifier_names(node.classifier)
+    return _classifier_names(node.first) + _classifier_names(node.second)
 
 
 def _compose(node, spec, engines):
