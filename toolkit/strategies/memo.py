@@ -119,8 +119,10 @@ class Memo(Strategy):
     def _classify(self, images):
         if len(images) == 1:  # no per-sample lists, no gathers: the batch of one is the sample
             if self._exact:
-                key = exact_key_one(images) if images.flags.c_contiguous else \
-                    hashing.exact_keys(images)[0]
+                try:  # the array's own buffer: C-contiguous (checked, or promised unchecked)
+                    key = exact_key_one(images)
+                except (BufferError, ValueError, TypeError):  # not contiguous after all
+                    key = hashing.exact_keys(images)[0]
             elif self.config.invariant:
                 key = hashing.dhash(images, True).item(0)
             else:

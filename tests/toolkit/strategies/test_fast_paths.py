@@ -390,3 +390,13 @@ def test_unchecked_paths_give_the_checked_answers():
     for strategy in (Single(engine), Cascade(engine, _scaled_engine(4, 1.0, "v"), 0.4),
                      Memo(Single(engine))):
         _assert_same(strategy.classify(images, check=False), strategy.classify(images))
+
+
+def test_memo_batch_of_one_unchecked_and_not_contiguous_hashes_its_values():
+    memo = Memo(Single(_scaled_engine(4, 1.0, "m")))
+    wide = _data(1, classes=8)
+    strided = wide[:, :, :, ::2]  # the same values as a contiguous copy
+    contiguous = np.ascontiguousarray(strided)
+    memo.classify(contiguous)
+    memo.classify(strided, check=False)  # a broken promise still finds the same key
+    assert memo.stats()["memo_hits"] == 1
