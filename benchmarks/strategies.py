@@ -136,10 +136,10 @@ class TimedEngine(Engine):
         self.min_batch = getattr(engine, "min_batch", 1)
         self.metadata = getattr(engine, "metadata", None)
 
-    def infer(self, feeds):
+    def infer(self, feeds, check=True):
         start = time.perf_counter()
         try:
-            return self._engine.infer(feeds)
+            return self._engine.infer(feeds, check)
         finally:
             self.seconds += time.perf_counter() - start
 
