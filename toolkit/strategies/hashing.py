@@ -71,6 +71,13 @@ def exact_key_one(images):
     return digest(images, _seed(images.dtype, images.shape[1:]))
 
 
+def exact_keyer_one(dtype, shape):
+    """``(digest, seed)`` for samples of ``dtype`` and batch shape ``shape`` (N, ...):
+    ``digest(batch_of_one, seed) == exact_key_one(batch_of_one)``, for a caller that hashes many
+    batches of one of the same shape."""
+    return (_DIGEST[0] if _DIGEST else _digest128()), _seed(np.dtype(dtype), tuple(shape[1:]))
+
+
 _VOIDS = {}  # sample size in bytes -> the void dtype of that size
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from basics.errors import InputError
 from basics.fileio import write_bytes_atomic
 from toolkit.strategies import hashing
-from toolkit.strategies.hashing import exact_key_one
+from toolkit.strategies.hashing import exact_keyer_one
 from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
@@ -100,6 +100,8 @@ class Memo(Strategy):
         self.config = config or MemoConfig()
         self.confidence_score = self.inner.confidence_score
         self._exact = self.config.mode == "exact"
+        # (digest, seed) of the latest batch-of-one shape and dtype
+        self._keyer, self._keyer_shape, self._keyer_dtype = None, None, None
         # the store: one row per slot of preallocated arrays (grown by doubling up to the bound),
         # and an LRU of key -> slot (oldest first); freed slots are reused
         self._slots = collections.OrderedDict()
@@ -119,8 +121,13 @@ class Memo(Strategy):
     def _classify(self, images):
         if len(images) == 1:  # no per-sample lists, no gathers: the batch of one is the sample
             if self._exact:
+                shape = images.shape
+                if shape != self._keyer_shape or images.dtype is not self._keyer_dtype:
+                    self._keyer = exact_keyer_one(images.dtype, shape)
+                    self._keyer_shape, self._keyer_dtype = shape, images.dtype
+                digest, seed = self._keyer
                 try:  # the array's own buffer: C-contiguous (checked, or promised unchecked)
-                    key = exact_key_one(images)
+                    key = digest(images, seed)
                 except (BufferError, ValueError, TypeError):  # not contiguous after all
                     key = hashing.exact_keys(images)[0]
             elif self.config.invariant:

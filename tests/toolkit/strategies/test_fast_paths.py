@@ -400,3 +400,18 @@ def test_memo_batch_of_one_unchecked_and_not_contiguous_hashes_its_values():
     memo.classify(contiguous)
     memo.classify(strided, check=False)  # a broken promise still finds the same key
     assert memo.stats()["memo_hits"] == 1
+
+
+def test_exact_keyer_one_equals_exact_key_one_and_follows_shape_changes():
+    from toolkit.strategies.hashing import exact_key_one, exact_keyer_one
+    rng = np.random.RandomState(19)
+    a, b = rng.rand(1, 1, 2, 2).astype(np.float32), rng.rand(1, 4).astype(np.float32)
+    digest, seed = exact_keyer_one(a.dtype, a.shape)
+    assert digest(a, seed) == exact_key_one(a)
+    memo = Memo(Single(_scaled_engine(4, 1.0, "m")))
+    same_bytes = a.reshape(1, 1, 1, 4)  # the same bytes in the memo's shape
+    memo.classify(same_bytes)
+    assert memo._keyer_shape == (1, 1, 1, 4)
+    memo.classify(same_bytes.copy())
+    assert memo.stats()["memo_hits"] == 1
+    assert exact_key_one(b) != exact_key_one(same_bytes)  # same bytes, other shape: other key
