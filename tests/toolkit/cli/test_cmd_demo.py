@@ -111,3 +111,12 @@ def test_a_bad_data_argument_is_one_line(capsys, tmp_path):
     assert main(["demo", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a bundled data set" in err[0]
+
+
+def test_a_named_power_source_that_does_not_work_fails_before_any_training(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["demo", "--data", "digits", "--out", str(tmp_path / "o"), "--power", "ina3221",
+                 "--power-sysfs-root", str(tmp_path / "empty"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ina3221" in err[0].lower()
+    assert not (tmp_path / "o" / "digits").exists()  # nothing trained

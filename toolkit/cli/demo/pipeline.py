@@ -8,11 +8,17 @@ from basics.errors import InputError
 
 def run_demo(config, command="toolkit demo", log=lambda line: None):
     """The whole demo (see :mod:`toolkit.cli.demo`); returns the report dict."""
+    from basics.lazy import lazy_import
+    lazy_import("torch", "the demo (it trains the models first)")
     from toolkit.cli.demo import compare, plots, prepare, report
     from toolkit.cli.demo.stages import StageCache
     from toolkit.power.config import PowerConfig
     from toolkit.power.meter import PowerMeter
+    from toolkit.power.sources import find_source
     started = time.time()
+    power = config.power or PowerConfig(source="auto")
+    if power.source not in ("auto", "none"):
+        find_source(power)  # a named source that does not work fails now, not after the training
     cache = StageCache(fresh=config.fresh, log=log)
     prepared = []
     for spec in config.datasets:
@@ -26,7 +32,6 @@ def run_demo(config, command="toolkit demo", log=lambda line: None):
     report_dir = os.path.join(config.out_dir, "report")
     os.makedirs(report_dir, exist_ok=True)
     results, windows = {}, []
-    power = config.power or PowerConfig(source="auto")
     with PowerMeter(power) as meter:
         if meter.measuring:
             meter.measure_idle()
