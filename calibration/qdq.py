@@ -26,7 +26,6 @@ from basics.lazy import lazy_import
 # 2048 bins), so on small models it often keeps the full range, like minmax. "percentile" clips
 # each activation at its 99.999th percentile.
 ALGORITHMS = {"entropy2": "Entropy", "minmax": "MinMax", "percentile": "Percentile"}
-AGREEMENT_SAMPLES = 256  # calibration samples run through both models to compare them
 _ORT_NOISE = ("pre-processing before quantization",)  # its advice to run quant_pre_process
 
 
@@ -66,7 +65,8 @@ class QdqResult(object):
     """
 
     def __init__(self, onnx_path, output_path, metadata_path, config, batches, samples, int8_ops,
-                 top1_agreement, max_abs_error, compared, onnxruntime_version, size_bytes, notes):
+                 top1_agreement, max_abs_error, compared, onnxruntime_version, size_bytes, notes,
+                 gate_report=None, cpu_path=None):
         self.onnx_path = onnx_path
         self.output_path = output_path
         self.metadata_path = metadata_path
@@ -80,6 +80,8 @@ class QdqResult(object):
         self.onnxruntime_version = onnxruntime_version
         self.size_bytes = size_bytes
         self.notes = notes
+        self.gate_report = gate_report
+        self.cpu_path = cpu_path
 
     def to_dict(self):
         data = {"onnx_path": self.onnx_path, "output_path": self.output_path,
@@ -87,7 +89,9 @@ class QdqResult(object):
                 "samples": self.samples, "int8_ops": self.int8_ops,
                 "top1_agreement": self.top1_agreement, "max_abs_error": self.max_abs_error,
                 "compared_samples": self.compared, "onnxruntime_version": self.onnxruntime_version,
-                "size_bytes": self.size_bytes, "notes": list(self.notes)}
+                "size_bytes": self.size_bytes, "notes": list(self.notes),
+                "cpu_int8": None if self.cpu_path is None else self.cpu_path.to_dict(),
+                "gate": None if self.gate_report is None else self.gate_report.to_dict()}
         data.update(self.config.to_dict())
         return data
 
@@ -101,13 +105,12 @@ class QdqResult(object):
                     "per-channel" if config.per_channel else "per-tensor",
                     "symmetric" if config.symmetric_activations else "asymmetric",
                     self.batches, config.batch_size, self.samples)]
-        if self.top1_agreement is not None:
-            rows.append("top-1 agreement with the fp32 model: {:.1%} of {} calibration samples "
-                        "(max abs output difference {:.4g})".format(
-                            self.top1_agreement, self.compared, self.max_abs_error))
-        else:
-            rows.append("max abs output difference to the fp32 model: {:.4g} on {} calibration "
-                        "samples".format(self.max_abs_error, self.compared))
+        if self.cpu_path is not None:
+            rows.append("ONNX Runtime's CPU runs it as {} on this CPU ({}: {}); the file keeps "
+                        "the signed symmetric form TensorRT wants".format(
+                            self.cpu_path.form, self.cpu_path.instructions, self.cpu_path.reason))
+        if self.gate_report is not None:
+            rows.extend(self.gate_report.lines())
         rows.extend("warning: {}".format(note) for note in self.notes)
         rows.append("wrote {} ({:.1f} KiB; {}) and {}".format(
             self.output_path, self.size_bytes / 1024.0, ", ".join(self.int8_ops),
@@ -115,13 +118,21 @@ class QdqResult(object):
         return rows
 
 
-def quantize_qdq(onnx_path, images, output_path, config=None, input_name=None, progress=False):
+def quantize_qdq(onnx_path, images, output_path, config=None, input_name=None, progress=False,
+                 gate=None, data_name=None, seed=None):
     """Quantize ``onnx_path`` to the Q/DQ model ``output_path`` (+ its ``.json`` sidecar) with
     ``images`` (float32 NCHW, already preprocessed like the model expects) -> :class:`QdqResult`.
 
-    ``input_name``: the model input to feed (default: its only input); ``progress``: a tqdm bar over
-    the calibration batches on stderr.
+    ``input_name``: the model input to feed (default: its only input); ``progress``: progress bars
+    on stderr (calibration, sensitivity sweep); ``gate``: an :class:`engines.int8_gate.Int8Gate`
+    (default: the first 256 calibration images and the default bounds). Before anything is
+    written, the CPU form of the Q/DQ model (:func:`engines.cpu_int8.cpu_form`, this CPU's path)
+    runs next to the fp32 model; when it fails the gate nothing is written and
+    :class:`engines.int8_gate.Int8GateError` says why. ``data_name``/``seed``: the calibration
+    data, recorded in the sidecar so ``toolkit build`` can check again.
     """
+    from engines.cpu_int8 import keep_float, quantized_layers, this_cpu_int8_path
+    from engines.int8_gate import Int8Gate, run_gate
     from engines.model_metadata import ModelMetadata, sidecar_path
     config = config or QdqConfig()
     ort = lazy_import("onnxruntime", "quantizing ONNX models to Q/DQ INT8")
@@ -139,34 +150,51 @@ def quantize_qdq(onnx_path, images, output_path, config=None, input_name=None, p
     reference = _open(onnx_path)
     try:
         name = input_name or _only_input(reference, onnx_path)
-        reader, tmp = _quantize_to_temp(quantization, onnx_path, output_path, images, name, config,
-                                        notes, progress)
-        try:
-            model = onnx.load(tmp)
-            ops = _check_quantized(model, onnx_path)
-            notes.extend(tensorrt_issues(model))
-            compared = images[:AGREEMENT_SAMPLES]
-            quantized = _open(tmp)
-            try:
-                agreement, max_error = _compare(reference, quantized, name, compared)
-                metadata = _metadata(source_metadata, onnx_path, quantized, model,
-                                     {"max_abs_error": max_error, "top1_agreement": agreement,
-                                      "samples": len(compared)})
-            finally:
-                quantized.close()
-            _fsync(tmp)
-            os.replace(tmp, output_path)
-        except BaseException:
-            _remove(tmp)
-            raise
     finally:
         reference.close()
+    if gate is None:
+        gate = Int8Gate(images, input_name=name, progress=progress)
+    gate.input_name = gate.input_name or name
+    path = this_cpu_int8_path()
+    reader, tmp = _quantize_to_temp(quantization, onnx_path, output_path, images, name, config,
+                                    notes, progress)
+    try:
+        model = onnx.load(tmp)
+        ops = _check_quantized(model, onnx_path)
+        report, float_layers = run_gate(lambda: _open(onnx_path),
+                                        lambda layers: _open_cpu_form(model, path, layers),
+                                        quantized_layers(model), gate)
+        if float_layers:
+            model = keep_float(model, float_layers)
+            onnx.save(model, tmp)
+        notes.extend(tensorrt_issues(model))
+        quantized = _open(tmp)
+        try:
+            comparison = report.to_dict()
+            comparison.update({"cpu_int8": path.to_dict(), "calibration_data": data_name,
+                               "calibration_seed": seed})
+            metadata = _metadata(source_metadata, onnx_path, quantized, model, comparison)
+        finally:
+            quantized.close()
+        _fsync(tmp)
+        os.replace(tmp, output_path)
+    except BaseException:
+        _remove(tmp)
+        raise
     metadata.onnx_sha256 = sha256_file(output_path)
     metadata.save(sidecar_path(output_path))
     return QdqResult(onnx_path, output_path, sidecar_path(output_path), config,
-                     reader.batches_read, reader.batches_read * config.batch_size, ops, agreement,
-                     max_error, len(compared), str(ort.__version__),
-                     os.path.getsize(output_path), notes)
+                     reader.batches_read, reader.batches_read * config.batch_size, ops,
+                     report.agreement, report.max_abs_error, report.compared,
+                     str(ort.__version__), os.path.getsize(output_path), notes,
+                     gate_report=report, cpu_path=path)
+
+
+def _open_cpu_form(model, path, float_layers):
+    """The ONNX Runtime engine of ``model``'s CPU form for ``path``, ``float_layers`` in float."""
+    from engines.cpu_int8 import cpu_form
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    return OnnxRuntimeEngine(cpu_form(model, path, float_layers).SerializeToString())
 
 
 def tensorrt_issues(model):
@@ -308,21 +336,6 @@ class _Collector(logging.Handler):
             self.messages.append(" ".join(record.getMessage().split()))
         except Exception:  # noqa: BLE001 - a bad log record must not break quantization
             pass
-
-
-def _compare(reference, quantized, name, images, chunk=32):
-    """``(top-1 agreement or None, max abs error)`` of the first outputs on ``images``."""
-    first = reference.outputs[0].name
-    want, got = [], []
-    for start in range(0, len(images), chunk):
-        batch = np.ascontiguousarray(images[start:start + chunk], dtype=np.float32)
-        want.append(reference.infer({name: batch})[first])
-        got.append(quantized.infer({name: batch})[first])
-    want, got = np.concatenate(want), np.concatenate(got)
-    max_error = float(np.max(np.abs(want.astype(np.float64) - got))) if want.size else 0.0
-    if want.ndim != 2 or want.shape[1] < 2:
-        return None, max_error
-    return float(np.mean(want.argmax(1) == got.argmax(1))), max_error
 
 
 def _metadata(source, onnx_path, engine, model, comparison):

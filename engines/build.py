@@ -3,8 +3,10 @@
 ``build_engine(onnx_path, output_path, BuildConfig(...))`` checks the ONNX, builds with the chosen
 backend and writes ``output_path`` and its sidecar ``output_path.json`` atomically. The ONNX Runtime
 "engine" is the ONNX model bytes (FP16: weights converted to float16, inputs/outputs kept float32;
-INT8: the model must already hold Q/DQ nodes) with the same sidecar, so every later step treats
-both backends alike.
+INT8: the model must already hold Q/DQ nodes, and the engine holds the form this CPU runs without
+saturation, see :mod:`engines.cpu_int8`) with the same sidecar, so every later step treats both
+backends alike. An INT8 build on ONNX Runtime passes the accuracy gate (:mod:`engines.int8_gate`)
+first, or writes nothing.
 """
 import os
 import time
@@ -43,8 +45,11 @@ def resolve_backend(backend):
     raise InputError("unknown backend '{}'".format(backend))
 
 
-def build_engine(onnx_path, output_path, config=None):
-    """Build ``onnx_path`` into the engine file ``output_path`` (+ sidecar); returns the sidecar."""
+def build_engine(onnx_path, output_path, config=None, gate=None):
+    """Build ``onnx_path`` into the engine file ``output_path`` (+ sidecar); returns the sidecar.
+
+    ``gate``: an :class:`engines.int8_gate.Int8Gate` (calibration samples, optional eval data and
+    bounds); an INT8 build on ONNX Runtime needs one."""
     config = config or BuildConfig()
     onnx_path = os.fspath(onnx_path)
     output_path = os.fspath(output_path)
@@ -68,7 +73,7 @@ def build_engine(onnx_path, output_path, config=None):
         engine_bytes, facts = build_tensorrt(onnx_path, config)
         notes = list(facts.get("notes", []))
     else:
-        engine_bytes, facts = _build_onnxruntime(onnx_path, model, config)
+        engine_bytes, facts = _build_onnxruntime(onnx_path, model, config, gate)
         notes = facts["notes"]
     sidecar = EngineSidecar(
         backend=backend, precision=config.precision, min_batch=config.min_batch,
@@ -85,7 +90,7 @@ def build_engine(onnx_path, output_path, config=None):
     return write_engine(output_path, engine_bytes, sidecar)
 
 
-def _build_onnxruntime(onnx_path, model, config):
+def _build_onnxruntime(onnx_path, model, config, gate=None):
     """``(model bytes, facts)`` for the ONNX Runtime backend, after a test run at min and max batch."""
     ort = lazy_import("onnxruntime", "building ONNX Runtime engines")
     from engines.onnxruntime_backend import OnnxRuntimeEngine
@@ -110,7 +115,9 @@ def _build_onnxruntime(onnx_path, model, config):
                     "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first with "
                     "`toolkit calibrate {} --data DATA --format qdq`, or build fp32".format(
                         onnx_path, onnx_path))
+            data, gate_notes = _cpu_int8(model, gate, onnx_path)
             notes.append("int8: the model's own quantization ({})".format(", ".join(ops)))
+            notes.extend(gate_notes)
     engine = OnnxRuntimeEngine(data, max_batch=config.max_batch, min_batch=config.min_batch)
     try:
         _check_batch_profile(engine, config, onnx_path)
@@ -120,6 +127,27 @@ def _build_onnxruntime(onnx_path, model, config):
              "outputs": [spec.to_dict() for spec in engine.outputs],
              "onnxruntime_version": ort.__version__, "notes": notes}
     return data, facts
+
+
+def _cpu_int8(model, gate, onnx_path):
+    """``(model bytes, notes)``: the CPU form of Q/DQ ``model`` for this CPU, after the gate."""
+    from engines.cpu_int8 import cpu_form, float_reference, quantized_layers, this_cpu_int8_path
+    from engines.int8_gate import run_gate
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    if gate is None:
+        raise InputError("an INT8 build compares the INT8 model with fp32 on calibration samples "
+                         "before writing it: give --data DATA (the data {} was calibrated "
+                         "on)".format(onnx_path))
+    path = this_cpu_int8_path()
+    report, float_layers = run_gate(
+        lambda: OnnxRuntimeEngine(float_reference(model).SerializeToString()),
+        lambda layers: OnnxRuntimeEngine(cpu_form(model, path, layers).SerializeToString()),
+        quantized_layers(model), gate)
+    notes = ["int8: ONNX Runtime CPU form {} ({}, {}: {}), built from the model's Q/DQ scales; "
+             "never the signed S8S8 form".format(path.form, path.arch, path.instructions,
+                                                  path.reason)]
+    notes.extend("int8 gate: " + line for line in report.lines())
+    return cpu_form(model, path, float_layers).SerializeToString(), notes
 
 
 def _check_batch_profile(engine, config, onnx_path):

@@ -65,19 +65,25 @@ def test_result_sidecar_and_no_temp_file(quantized, small_cnn_onnx):
     data = quantized.to_dict()
     assert data["format"] == "qdq" and data["algorithm"] == "entropy2" and data["per_channel"]
     lines = quantized.lines("digits:train")
-    assert "on digits:train" in lines[0] and "top-1 agreement" in lines[1]
+    assert "on digits:train" in lines[0] and "top-1 agreement" in lines[2]
+    assert "runs it as u8s8" in lines[1]
 
 
 def test_onnxruntime_builds_and_runs_the_qdq_model(quantized, digits_splits, tmp_path):
     from engines.build import build_engine
     from engines.build_config import BuildConfig
     from engines.load import load_engine
+    from engines.cpu_int8 import cpu_form, this_cpu_int8_path
+    from engines.int8_gate import Int8Gate
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
     out = str(tmp_path / "q.engine")
     sidecar = build_engine(quantized.output_path, out,
-                           BuildConfig(precision="int8", backend="onnxruntime", max_batch=64))
+                           BuildConfig(precision="int8", backend="onnxruntime", max_batch=64),
+                           Int8Gate(digits_splits[0].images))
     assert sidecar.precision == "int8" and any("DequantizeLinear" in n for n in sidecar.notes)
     x = digits_splits[2].images[:64]
-    with load_engine(out) as engine, load_engine(quantized.output_path) as plain:
+    form = cpu_form(onnx.load(quantized.output_path), this_cpu_int8_path())
+    with load_engine(out) as engine, OnnxRuntimeEngine(form.SerializeToString()) as plain:
         np.testing.assert_allclose(engine.infer({"input": x})["logits"],
                                    plain.infer({"input": x})["logits"], rtol=1e-5, atol=1e-6)
 

@@ -86,11 +86,25 @@ def test_int8_needs_qdq_nodes(small_cnn_onnx, tmp_path):
 
 
 def test_int8_from_a_qdq_model(tmp_path):
+    from engines.int8_gate import Int8Gate
     onnx_path = write_qdq_model(tmp_path / "q.onnx")
+    gate = Int8Gate(np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4))
     sidecar = build_engine(onnx_path, str(tmp_path / "q.engine"),
-                           BuildConfig(precision="int8", backend="onnxruntime"))
+                           BuildConfig(precision="int8", backend="onnxruntime"), gate)
     assert sidecar.precision == "int8"
     assert "DequantizeLinear" in sidecar.notes[0] and "QuantizeLinear" in sidecar.notes[0]
+    assert "ONNX Runtime CPU form u8s8" in sidecar.notes[1]
+    assert any(note.startswith("int8 gate: INT8 vs fp32 on 8 calibration samples")
+               for note in sidecar.notes)
+
+
+def test_int8_build_needs_gate_samples(tmp_path):
+    onnx_path = write_qdq_model(tmp_path / "q.onnx")
+    with pytest.raises(InputError, match="compares the INT8 model with fp32 on calibration "
+                                         "samples before writing it: give --data"):
+        build_engine(onnx_path, str(tmp_path / "q.engine"),
+                     BuildConfig(precision="int8", backend="onnxruntime"))
+    assert os.listdir(str(tmp_path)) == ["q.onnx"]
 
 
 def test_calibration_cache_rules(small_cnn_onnx, tmp_path):

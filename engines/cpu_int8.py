@@ -1,0 +1,298 @@
+"""INT8 on ONNX Runtime's CPU: which integer path this CPU takes, and the Q/DQ form built for it.
+
+A Q/DQ model for TensorRT (``toolkit calibrate --format qdq``) has signed, symmetric INT8
+activations and weights (S8S8). On x86 CPUs without VNNI, ONNX Runtime multiplies 8-bit values
+with ``VPMADDUBSW``, which adds each pair of u8 x s8 products into a saturating 16-bit integer:
+S8S8 models can then lose most of their accuracy. The CPU engine therefore never runs the S8S8
+form; :func:`cpu_form` rewrites it, from the same calibration (the same scales), into:
+
+- ``u8s8``: unsigned activations (zero point 128: the same grid as the signed ones) and signed
+  weights. x86 with VNNI (``avx512_vnni``, ``avx_vnni``: ``VPDPBUSD`` adds into 32 bits) and ARM
+  (dot product ``asimddp`` or widening multiplies) never saturate.
+- ``u8s8-reduce-range``: the same with 7-bit weights (|q| <= 64), for x86 without VNNI (and CPUs
+  this module does not know): 255 * 64 * 2 = 32640 fits a 16-bit sum, so no pair saturates
+  (ONNX Runtime's quantization docs: ``reduce_range``).
+
+:func:`int8_path` is a pure function of ``/proc/cpuinfo``'s text and the machine name.
+"""
+import platform
+
+import numpy as np
+
+from basics.errors import InputError
+from basics.lazy import lazy_import
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+ARM_DOT_PRODUCT_FLAGS = ("asimddp",)
+REDUCED_WEIGHT_MAX = 64  # 7-bit weights: 255 * 64 * 2 <= 32767
+_X86 = ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
+_ARM = ("aarch64", "arm64", "armv8l", "armv8b")
+
+
+class CpuInt8Path(object):
+    """How this CPU runs INT8: ``arch`` (x86 / arm / other), ``instructions`` (what the integer
+    kernels use), ``form`` (``u8s8`` or ``u8s8-reduce-range``) and ``reason`` (why that form)."""
+
+    def __init__(self, arch, instructions, form, reason):
+        self.arch = arch
+        self.instructions = instructions
+        self.form = form
+        self.reason = reason
+
+    @property
+    def reduce_range(self):
+        return self.form == "u8s8-reduce-range"
+
+    def describe(self):
+        return "{} ({}): {}, {}".format(self.arch, self.instructions, self.form, self.reason)
+
+    def to_dict(self):
+        return {"arch": self.arch, "instructions": self.instructions, "form": self.form,
+                "reason": self.reason}
+
+
+def cpu_flags(cpuinfo_text):
+    """The feature flags of ``/proc/cpuinfo`` text (x86 ``flags``, ARM ``Features`` lines)."""
+    flags = set()
+    for line in (cpuinfo_text or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags
+
+
+def int8_path(cpuinfo_text, machine):
+    """The :class:`CpuInt8Path` of a CPU with ``/proc/cpuinfo`` text ``cpuinfo_text`` and
+    ``platform.machine()`` ``machine``."""
+    flags = cpu_flags(cpuinfo_text)
+    arch = (machine or "").lower()
+    if arch in _X86:
+        vnni = [flag for flag in VNNI_FLAGS if flag in flags]
+        if vnni:
+            return CpuInt8Path("x86", "VNNI: " + ", ".join(vnni), "u8s8",
+                               "VNNI adds u8 x s8 products in 32 bits: no saturation")
+        simd = "AVX-512" if "avx512bw" in flags else "AVX2" if "avx2" in flags else "SSE"
+        return CpuInt8Path("x86", "{} without VNNI".format(simd), "u8s8-reduce-range",
+                           "16-bit pair sums saturate with 8-bit weights; 7-bit weights do not")
+    if arch in _ARM or arch.startswith("arm"):
+        dot = [flag for flag in ARM_DOT_PRODUCT_FLAGS if flag in flags]
+        return CpuInt8Path("arm", "dot product: asimddp" if dot else "no dot product (NEON "
+                           "widening multiplies)", "u8s8",
+                           "ARM's integer kernels add in 32 bits: no saturation")
+    return CpuInt8Path(arch or "unknown", "unknown", "u8s8-reduce-range",
+                       "an unknown CPU: 7-bit weights cannot saturate 16-bit sums")
+
+
+def this_cpu_int8_path(cpuinfo_path="/proc/cpuinfo"):
+    """:func:`int8_path` of the CPU this runs on."""
+    try:
+        with open(cpuinfo_path) as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        text = ""
+    return int8_path(text, platform.machine())
+
+
+class _Graph(object):
+    """Index of a Q/DQ graph: initializers, producers and consumers of each tensor."""
+
+    def __init__(self, model):
+        self.model = model
+        graph = model.graph
+        self.constants = dict((init.name, init) for init in graph.initializer)
+        self.producer = {}
+        self.consumers = {}
+        for node in graph.node:
+            for name in node.output:
+                self.producer[name] = node
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    def is_weight_q(self, node):
+        return node.op_type == "QuantizeLinear" and node.input[0] in self.constants
+
+    def is_weight_dq(self, node):
+        if node.op_type != "DequantizeLinear":
+            return False
+        source = self.producer.get(node.input[0])
+        return node.input[0] in self.constants or (source is not None and self.is_weight_q(source))
+
+
+def _array(init):
+    return lazy_import("onnx.numpy_helper", "rewriting Q/DQ models").to_array(init)
+
+
+def _add_constant(model, name, value):
+    numpy_helper = lazy_import("onnx.numpy_helper", "rewriting Q/DQ models")
+    taken = set(init.name for init in model.graph.initializer)
+    base, count = name, 0
+    while name in taken:
+        count += 1
+        name = "{}_{}".format(base, count)
+    model.graph.initializer.extend([numpy_helper.from_array(np.asarray(value), name)])
+    return name
+
+
+def _axis(node):
+    for attribute in node.attribute:
+        if attribute.name == "axis":
+            return attribute.i
+    return 1
+
+
+def _per_channel_max(values, scale, axis):
+    if np.ndim(scale) == 0 or np.size(scale) == 1:
+        return np.max(np.abs(values))
+    axis = axis % values.ndim
+    other = tuple(i for i in range(values.ndim) if i != axis)
+    return np.max(np.abs(values), axis=other) if other else np.abs(values)
+
+
+def _fold_weight(model, graph, dq, reduce_range):
+    """Replace the weight feeding DequantizeLinear ``dq`` (a float initializer behind a
+    QuantizeLinear, or int8 already) with int8 values (7-bit when ``reduce_range``)."""
+    source = graph.producer.get(dq.input[0])
+    scale = _array(graph.constants[dq.input[1]]).astype(np.float32)
+    axis = _axis(dq)
+    if source is not None:  # Q(float weight) -> DQ
+        weights = _array(graph.constants[source.input[0]]).astype(np.float32)
+    else:
+        quantized = _array(graph.constants[dq.input[0]]).astype(np.float32)
+        shape = [1] * quantized.ndim
+        if np.size(scale) > 1:
+            shape[axis % quantized.ndim] = -1
+        weights = quantized * scale.reshape(shape)
+    if reduce_range:
+        largest = _per_channel_max(weights, scale, axis)
+        scale = np.where(largest > 0, largest / float(REDUCED_WEIGHT_MAX), scale)
+        scale = scale.astype(np.float32).reshape(np.shape(_array(graph.constants[dq.input[1]])))
+    shape = [1] * weights.ndim
+    if np.size(scale) > 1:
+        shape[axis % weights.ndim] = -1
+    bound = REDUCED_WEIGHT_MAX if reduce_range else 127
+    values = np.clip(np.round(weights / scale.reshape(shape)), -bound, bound).astype(np.int8)
+    dq.input[0] = _add_constant(model, dq.input[0] + "_int8", values)
+    dq.input[1] = _add_constant(model, dq.input[1] + "_cpu", scale)
+    if len(dq.input) > 2:
+        dq.input[2] = _add_constant(model, dq.input[2] + "_int8",
+                                    np.zeros(np.shape(scale), np.int8))
+
+
+def _unsigned_zero_point(model, graph, node, renamed):
+    """Make activation Q/DQ ``node`` unsigned: an int8 zero point z becomes the uint8 z + 128
+    (the same grid: q_u8 = q_s8 + 128)."""
+    if len(node.input) < 3 or node.input[2] not in graph.constants:
+        return
+    name = node.input[2]
+    values = _array(graph.constants[name])
+    if values.dtype != np.int8:
+        return
+    if name not in renamed:
+        renamed[name] = _add_constant(model, name + "_u8",
+                                      (values.astype(np.int16) + 128).astype(np.uint8))
+    node.input[2] = renamed[name]
+
+
+def quantized_layers(model):
+    """Names of the nodes that read a DequantizeLinear output (the layers INT8 runs), in graph
+    order; a node without a name is named by its first output."""
+    graph = _Graph(model)
+    names = []
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if any(graph.producer.get(name) is not None and
+               graph.producer[name].op_type == "DequantizeLinear" for name in node.input):
+            names.append(_node_name(node))
+    return names
+
+
+def _node_name(node):
+    return node.name or node.output[0]
+
+
+def keep_float(model, layers):
+    """A copy of Q/DQ ``model`` whose ``layers`` (names from :func:`quantized_layers`) read
+    float inputs: no Q/DQ in front of them, so every runtime runs them in floating point."""
+    onnx = lazy_import("onnx", "rewriting Q/DQ models")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    wanted = set(layers)
+    graph = _Graph(copy)
+    known = set(_node_name(node) for node in copy.graph.node)
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InputError("no layer named {} in the model".format(", ".join(unknown)))
+    for node in copy.graph.node:
+        if _node_name(node) not in wanted:
+            continue
+        for index, name in enumerate(node.input):
+            node.input[index] = _float_source(copy, graph, name)
+    _drop_dead_nodes(copy)
+    return copy
+
+
+def float_reference(model):
+    """The fp32 model inside a Q/DQ ``model``: every layer kept float (see :func:`keep_float`)."""
+    return keep_float(model, quantized_layers(model))
+
+
+def _float_source(model, graph, name):
+    """The float tensor behind ``name`` when it is a DequantizeLinear output, else ``name``."""
+    dq = graph.producer.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return name
+    q = graph.producer.get(dq.input[0])
+    if q is not None and q.op_type == "QuantizeLinear":
+        return q.input[0]
+    if dq.input[0] in graph.constants:  # int8 weights without a float copy: dequantize them
+        values = _array(graph.constants[dq.input[0]]).astype(np.float32)
+        scale = _array(graph.constants[dq.input[1]]).astype(np.float32)
+        zero = _array(graph.constants[dq.input[2]]).astype(np.float32) \
+            if len(dq.input) > 2 and dq.input[2] in graph.constants else np.zeros_like(scale)
+        shape = [1] * values.ndim
+        if np.size(scale) > 1:
+            shape[_axis(dq) % values.ndim] = -1
+        return _add_constant(model, dq.input[0] + "_float",
+                             ((values - zero.reshape(shape)) * scale.reshape(shape))
+                             .astype(np.float32))
+    return name
+
+
+def _drop_dead_nodes(model):
+    """Remove Q/DQ nodes whose outputs nothing reads, then initializers nothing reads."""
+    outputs = set(value.name for value in model.graph.output)
+    changed = True
+    while changed:
+        read = set(outputs)
+        for node in model.graph.node:
+            read.update(node.input)
+        dead = [node for node in model.graph.node
+                if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(name in read for name in node.output)]
+        changed = bool(dead)
+        for node in dead:
+            model.graph.node.remove(node)
+    read = set()
+    for node in model.graph.node:
+        read.update(node.input)
+    for init in [init for init in model.graph.initializer if init.name not in read]:
+        model.graph.initializer.remove(init)
+
+
+def cpu_form(model, path, float_layers=()):
+    """The form of Q/DQ ``model`` (an ``onnx.ModelProto``) that ONNX Runtime's CPU runs on a CPU
+    taking ``path`` (:class:`CpuInt8Path`): activations unsigned (same scales), weights stored as
+    int8 (7-bit with ``path.reduce_range``), ``float_layers`` without Q/DQ. A new model."""
+    model = keep_float(model, float_layers)  # a copy even when there are none
+    graph = _Graph(model)
+    renamed = {}
+    for node in list(model.graph.node):
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if graph.is_weight_dq(node):
+            _fold_weight(model, graph, node, path.reduce_range)
+        elif not graph.is_weight_q(node):
+            _unsigned_zero_point(model, graph, node, renamed)
+    _drop_dead_nodes(model)
+    return model
