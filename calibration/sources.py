@@ -16,13 +16,14 @@ from basics.lazy import is_available, lazy_import
 
 class CalibrationSet(object):
     """``images`` (float32 NCHW, preprocessed: ready to feed), the model's ``input`` (a TensorSpec),
-    its ``metadata`` (ModelMetadata or None) and the data's ``name``."""
+    its ``metadata`` (ModelMetadata or None), the data's ``name`` and ``labels`` (or None)."""
 
-    def __init__(self, images, input_spec, metadata, name):
+    def __init__(self, images, input_spec, metadata, name, labels=None):
         self.images = images
         self.input = input_spec
         self.metadata = metadata
         self.name = name
+        self.labels = labels
 
     def __len__(self):
         return len(self.images)
@@ -106,7 +107,27 @@ def load_calibration_set(data, onnx_path, seed=0):
                 dataset.name, "x".join(str(d) for d in got), os.path.basename(onnx_path),
                 "x".join("N" if d == -1 else str(d) for d in spec.shape)))
     return CalibrationSet(np.ascontiguousarray(images, dtype=np.float32), spec, metadata,
-                          dataset.name)
+                          dataset.name, dataset.labels)
+
+
+def load_int8_gate(onnx_path, samples, eval_data=None, max_accuracy_drop=None,
+                   auto_fallback=False, seed=0, progress=False):
+    """The :class:`engines.int8_gate.Int8Gate` of ``onnx_path``: ``samples`` (a CalibrationSet)
+    and, with ``eval_data`` (a ``load_dataset`` spec with labels), held-out accuracy."""
+    from engines.int8_gate import MAX_ACCURACY_DROP, Int8Gate
+    eval_images = eval_labels = None
+    if eval_data is not None:
+        held_out = load_calibration_set(eval_data, onnx_path, seed=seed)
+        if held_out.labels is None:
+            raise InputError("--eval-data {} has no labels: give labelled data (digits:test, an "
+                             ".npz with labels, an image folder)".format(eval_data))
+        eval_images, eval_labels = held_out.images, held_out.labels
+    elif max_accuracy_drop is not None:
+        raise InputError("--max-accuracy-drop needs --eval-data (labelled held-out data)")
+    drop = MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop
+    return Int8Gate(samples.images, input_name=samples.input.name, eval_images=eval_images,
+                    eval_labels=eval_labels, max_accuracy_drop=drop,
+                    auto_fallback=auto_fallback, progress=progress)
 
 
 class BatchReader(object):

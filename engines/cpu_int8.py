@@ -233,8 +233,18 @@ def keep_float(model, layers):
 
 
 def float_reference(model):
-    """The fp32 model inside a Q/DQ ``model``: every layer kept float (see :func:`keep_float`)."""
-    return keep_float(model, quantized_layers(model))
+    """The fp32 model inside a Q/DQ ``model``: every layer kept float (see :func:`keep_float`),
+    and graph outputs read before their Q/DQ."""
+    helper = lazy_import("onnx.helper", "rewriting Q/DQ models")
+    model = keep_float(model, quantized_layers(model))
+    graph = _Graph(model)
+    for value in model.graph.output:
+        source = _float_source(model, graph, value.name)
+        if source != value.name:
+            model.graph.node.extend([helper.make_node("Identity", [source], [value.name])])
+            model.graph.node.remove(graph.producer[value.name])
+    _drop_dead_nodes(model)
+    return model
 
 
 def _float_source(model, graph, name):

@@ -189,5 +189,7 @@ def _error_text(exc):
 
 def collect_info(root="/"):
     """Everything ``toolkit info`` shows, as a JSON-ready dict."""
+    from engines.cpu_int8 import int8_path
     return {"machine": os_facts(root), "jetson": jetson_facts(root),
-            "cuda_toolkit": cuda_toolkit_version(root), "backends": backend_facts()}
+            "cuda_toolkit": cuda_toolkit_version(root), "backends": backend_facts(),
+            "cpu_int8": int8_path(_read(root, "/proc/cpuinfo"), platform.machine()).to_dict()}

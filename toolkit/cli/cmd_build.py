@@ -27,15 +27,36 @@ import click
               help="TensorRT INT8 calibration cache (from `toolkit calibrate`); int8 only.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
               show_default=True, help="auto: TensorRT when it is usable here, else ONNX Runtime.")
+@click.option("--data", default=None,
+              help="int8 on ONNX Runtime: calibration samples for the accuracy gate [default: the "
+                   "data the Q/DQ model was calibrated on, from its sidecar].")
+@click.option("--eval-data", default=None,
+              help="int8: labelled held-out data (e.g. digits:test): report INT8 and fp32 top-1 "
+                   "accuracy and their agreement; fail past --max-accuracy-drop.")
+@click.option("--max-accuracy-drop", default=None, type=float,
+              help="int8: the most top-1 accuracy INT8 may lose on --eval-data, in points "
+                   "[default: 1.0].")
+@click.option("--auto-fallback", is_flag=True,
+              help="int8: when the accuracy gate fails, keep the most sensitive layers in floating "
+                   "point until it passes (a per-layer sensitivity sweep).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of derived data sets and of the digits split (--data, --eval-data).")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sidecar as JSON.")
 def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspace_mb,
-          calibration_cache, backend, as_json):
+          calibration_cache, backend, data, eval_data, max_accuracy_drop, auto_fallback, seed,
+          no_progress, as_json):
     """Build an engine from MODEL.onnx.
 
     With TensorRT (on a Jetson) this builds a serialized TensorRT engine with one optimization
     profile (min/opt/max batch) for this GPU and TensorRT version; copy it elsewhere and the load
     refuses it with the reason. Without TensorRT the engine holds the ONNX model for ONNX Runtime
     (CPU), with the same sidecar, so bench/run work the same way.
+
+    INT8 on ONNX Runtime: the engine holds the form this CPU runs without saturating (unsigned
+    activations; 7-bit weights on x86 without VNNI, see `toolkit info`), built from the Q/DQ
+    model's scales. Before it is written it is compared with the fp32 model on calibration samples
+    (top-1 agreement under 95% fails) and, with --eval-data, on labelled held-out data.
 
     The sidecar MODEL.engine.json records the backend, TensorRT version, GPU and compute
     capability, precision, batch profile, sha256 of the ONNX and of the engine, build time and the
@@ -47,6 +68,7 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
       toolkit build model.onnx --precision fp16 --max-batch 8 -o model_fp16.engine
       toolkit build model.onnx --precision int8 --calibration-cache model.cache
       toolkit build model_qdq.onnx --precision int8 --backend onnxruntime
+      toolkit build model.int8.onnx --precision int8 --eval-data digits:test --auto-fallback
     """
     from engines.build import build_engine
     from engines.build_config import BuildConfig
@@ -57,7 +79,9 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
                          calibration_cache=calibration_cache, backend=backend)
     if output is None:
         output = os.path.splitext(onnx_path)[0] + ".engine"
-    sidecar = build_engine(onnx_path, output, config)
+    gate = _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallback, seed,
+                      not no_progress)
+    sidecar = build_engine(onnx_path, output, config, gate)
     if as_json:
         click.echo(json.dumps(sidecar.to_dict(), indent=2, sort_keys=True))
         return
@@ -71,3 +95,40 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     for note in sidecar.notes:
         click.echo("  note: {}".format(note))
     click.echo("  sidecar: {}".format(sidecar_path(output)))
+
+
+def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallback, seed,
+               progress):
+    """The INT8 accuracy gate of an ONNX Runtime INT8 build (None otherwise)."""
+    from basics.errors import InputError
+    gate_options = data or eval_data or max_accuracy_drop is not None or auto_fallback
+    if config.precision != "int8":
+        if gate_options:
+            raise InputError("--data, --eval-data, --max-accuracy-drop and --auto-fallback are "
+                             "for --precision int8")
+        return None
+    from engines.build import resolve_backend
+    if resolve_backend(config.backend) != "onnxruntime":
+        if gate_options:
+            raise InputError("--data, --eval-data, --max-accuracy-drop and --auto-fallback "
+                             "check ONNX Runtime INT8 builds; on TensorRT the accuracy gate is "
+                             "not implemented yet (build with --backend onnxruntime to check the "
+                             "Q/DQ model)")
+        return None
+    if not os.path.isfile(onnx_path):
+        return None  # build_engine says so
+    from calibration.sources import load_calibration_set, load_int8_gate
+    if data is None:
+        from engines.model_metadata import ModelMetadata
+        metadata = ModelMetadata.for_model(onnx_path)
+        parity = (metadata.parity if metadata is not None else None) or {}
+        data = parity.get("calibration_data")
+        if parity.get("calibration_seed") is not None:
+            seed = parity["calibration_seed"]
+        if data is None:
+            raise InputError("an INT8 build compares the INT8 model with fp32 on calibration "
+                             "samples before writing it, and {}'s sidecar does not say which "
+                             "data it was calibrated on: give --data DATA".format(onnx_path))
+    samples = load_calibration_set(data, onnx_path, seed=seed)
+    return load_int8_gate(onnx_path, samples, eval_data, max_accuracy_drop, auto_fallback,
+                          seed=seed, progress=progress)

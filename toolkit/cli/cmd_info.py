@@ -11,8 +11,9 @@ import click
               help="Read the Jetson files (/proc/device-tree, /etc/nv_tegra_release, "
                    "/usr/local/cuda) under this root instead (for a copied board image).")
 def info(as_json, root):
-    """Show what this machine is: Jetson board, SoC and L4T/JetPack release, OS, Python, and which
-    backends are usable (TensorRT, ONNX Runtime and its providers, CUDA bindings, torch).
+    """Show what this machine is: Jetson board, SoC and L4T/JetPack release, OS, Python, which
+    backends are usable (TensorRT, ONNX Runtime and its providers, CUDA bindings, torch), and
+    which INT8 path this CPU takes on ONNX Runtime (x86 VNNI or not, ARM dot product or not).
 
     \b
     Examples:
@@ -78,6 +79,10 @@ def info_lines(facts):
     usable = [name for name in ("tensorrt", "onnxruntime") if backends[name]["usable"]]
     lines.append("backends     {}".format(", ".join(usable) if usable else
                                          "none: pip install onnxruntime (or install TensorRT)"))
+    cpu_int8 = facts.get("cpu_int8")
+    if cpu_int8:
+        lines.append("cpu int8     {} ({}): ONNX Runtime runs INT8 as {} ({})".format(
+            cpu_int8["arch"], cpu_int8["instructions"], cpu_int8["form"], cpu_int8["reason"]))
     lines.append("build        `toolkit build` makes {} engines here".format(
         "TensorRT" if backends["tensorrt"]["usable"] else "ONNX Runtime"))
     return lines
