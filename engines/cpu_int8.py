@@ -290,11 +290,52 @@ def _drop_dead_nodes(model):
         model.graph.initializer.remove(init)
 
 
+def _fold_relus(model):
+    """``Q -> DQ -> Relu -> Q' -> DQ'`` becomes ``Q'' -> DQ''`` with an unsigned zero point 0:
+    clamping at 0 is the Relu, and the range [0, 127 s'] of Q' gets all 256 levels (scale
+    127 s' / 255). ONNX Runtime then fuses the Relu into the integer kernel before it."""
+    graph = _Graph(model)
+    for relu in [node for node in model.graph.node if node.op_type == "Relu"]:
+        dq = graph.producer.get(relu.input[0])
+        q = graph.producer.get(dq.input[0]) if dq is not None else None
+        after = graph.consumers.get(relu.output[0], [])
+        if (dq is None or dq.op_type != "DequantizeLinear" or q is None or
+                q.op_type != "QuantizeLinear" or graph.is_weight_q(q) or
+                len(graph.consumers.get(dq.output[0], [])) != 1 or
+                len(graph.consumers.get(q.output[0], [])) != 1 or not after or
+                any(node.op_type != "QuantizeLinear" or len(node.input) < 3 or
+                    node.input[1] not in graph.constants or node.input[2] not in graph.constants
+                    for node in after)):
+            continue
+        for q_out in after:
+            scale = _array(graph.constants[q_out.input[1]]).astype(np.float32)
+            zero = _array(graph.constants[q_out.input[2]])
+            if np.size(scale) != 1 or zero.dtype != np.int8 or np.any(zero != 0):
+                break
+        else:
+            for q_out in after:
+                scale = _array(graph.constants[q_out.input[1]]).astype(np.float32)
+                new_scale = _add_constant(model, q_out.input[1] + "_relu",
+                                          (scale * 127.0 / 255.0).astype(np.float32))
+                new_zero = _add_constant(model, q_out.input[2] + "_relu",
+                                         np.zeros(np.shape(scale), np.uint8))
+                for node in [q_out] + list(graph.consumers.get(q_out.output[0], [])):
+                    if node.op_type == "DequantizeLinear":
+                        node.input[1], node.input[2] = new_scale, new_zero
+                q_out.input[0] = q.input[0]
+                q_out.input[1], q_out.input[2] = new_scale, new_zero
+            model.graph.node.remove(relu)
+            graph = _Graph(model)
+    _drop_dead_nodes(model)
+
+
 def cpu_form(model, path, float_layers=()):
     """The form of Q/DQ ``model`` (an ``onnx.ModelProto``) that ONNX Runtime's CPU runs on a CPU
-    taking ``path`` (:class:`CpuInt8Path`): activations unsigned (same scales), weights stored as
-    int8 (7-bit with ``path.reduce_range``), ``float_layers`` without Q/DQ. A new model."""
+    taking ``path`` (:class:`CpuInt8Path`): activations unsigned (same scales; after a Relu, its
+    range on all 256 levels), weights stored as int8 (7-bit with ``path.reduce_range``),
+    ``float_layers`` without Q/DQ. A new model."""
     model = keep_float(model, float_layers)  # a copy even when there are none
+    _fold_relus(model)
     graph = _Graph(model)
     renamed = {}
     for node in list(model.graph.node):
