@@ -4,13 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+LOCK := requirements/lock.txt
+# the lock's package lines: pip freeze without this package, CPU torch's "+cpu" label dropped
+FREEZE = pip freeze --exclude-editable | grep -v '^\#' | sed 's/+cpu$$//' | sort -f
 
-$(STAMP): setup.py constraints.txt
+.PHONY: demo test venv bench clean lock
+
+$(STAMP): setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[host,plot,dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[host,plot,dev]'
 	touch $(STAMP)
+
+# Refresh the lock: the newest versions setup.py allows (torch stays at the locked CPU build),
+# frozen into $(LOCK). Then `make clean test`: the full suite must pass before committing it.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet --upgrade pip
+	grep -i '^torch==' $(LOCK) > build/lock-torch.txt
+	build/lock-venv/bin/pip install --quiet -c build/lock-torch.txt -e '.[host,plot,dev]'
+	{ grep '^#' $(LOCK); build/lock-venv/bin/$(FREEZE); } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf build/lock-venv build/lock-torch.txt
+	@echo "refreshed $(LOCK): now run 'make clean test'; commit it only when the full suite passes"
 
 venv: $(STAMP)
 
