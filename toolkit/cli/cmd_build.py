@@ -126,9 +126,7 @@ def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallb
         if parity.get("calibration_seed") is not None:
             seed = parity["calibration_seed"]
         if data is None:
-            raise InputError("an INT8 build compares the INT8 model with fp32 on calibration "
-                             "samples before writing it, and {}'s sidecar does not say which "
-                             "data it was calibrated on: give --data DATA".format(onnx_path))
+            return None  # build_engine checks the model first, then asks for --data
     samples = load_calibration_set(data, onnx_path, seed=seed)
     return load_int8_gate(onnx_path, samples, eval_data, max_accuracy_drop, auto_fallback,
                           seed=seed, progress=progress)

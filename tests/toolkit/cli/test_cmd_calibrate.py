@@ -46,12 +46,45 @@ def test_qdq_writes_a_model_that_builds_as_int8(small_cnn_onnx, tmp_path, capsys
     assert lines[0].startswith("quantized {} to Q/DQ INT8 on digits:train with ONNX Runtime"
                                .format(small_cnn_onnx))
     assert "67 batches of 16 = 1072 samples" in lines[0]
-    assert lines[1].startswith("top-1 agreement with the fp32 model: ")
+    assert lines[1].startswith("ONNX Runtime's CPU runs it as u8s8")
+    assert lines[2].startswith("INT8 vs fp32 on 256 calibration samples: top-1 agreement ")
     assert lines[-1] == "next: toolkit build {} --precision int8 -o {}".format(
         out, out[:-len(".onnx")] + ".engine")
     assert os.path.isfile(out) and os.path.isfile(out + ".json")
-    assert main(["build", out, "--precision", "int8", "-o", str(tmp_path / "m.engine")]) == 0
-    assert "int8: the model's own quantization" in capsys.readouterr().out
+    # the build checks again on the data the sidecar names (digits:train)
+    assert main(["build", out, "--precision", "int8", "-o", str(tmp_path / "m.engine"),
+                 "--no-progress"]) == 0
+    out_text = capsys.readouterr().out
+    assert "int8: the model's own quantization" in out_text
+    assert "note: int8 gate: INT8 vs fp32 on 256 calibration samples" in out_text
+
+
+def test_eval_data_reports_both_accuracies_and_the_bound_fails(small_cnn_onnx, tmp_path,
+                                                               capsys):
+    out = str(tmp_path / "m.int8.onnx")
+    assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", out,
+                 "--eval-data", "digits:test", "--no-progress", "--json"]) == 0
+    gate = _json(capsys)["gate"]
+    assert gate["eval_samples"] == 360 and 0 < gate["int8_top1"] <= 1
+    assert gate["accuracy_drop_points"] == pytest.approx(
+        100 * (gate["fp32_top1"] - gate["int8_top1"]))
+    assert main(["build", out, "--precision", "int8", "-o", str(tmp_path / "m.engine"),
+                 "--eval-data", "digits:test", "--no-progress"]) == 0
+    assert "eval data (360 labelled samples): INT8 top-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--max-accuracy-drop", "0.5"], "--max-accuracy-drop needs --eval-data"),
+    (["--eval-data", "digits16:test"], "the calibration images of digits16:test are 1x16x16"),
+    (["--format", "cache", "--eval-data", "digits:test"], "are for --format qdq"),
+])
+def test_gate_options_errors(small_cnn_onnx, tmp_path, capsys, args, words):
+    out = str(tmp_path / ("m.cache" if "cache" in args else "m.int8.onnx"))
+    assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", out,
+                 "--no-progress"] + args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_format_follows_the_output_name_and_json(small_cnn_onnx, tmp_path, capsys):

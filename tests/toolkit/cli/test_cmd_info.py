@@ -22,7 +22,8 @@ def test_info_on_this_machine(capsys):
 def test_info_json(capsys):
     assert main(["info", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
-    assert set(facts) == {"machine", "jetson", "cuda_toolkit", "backends"}
+    assert set(facts) == {"machine", "jetson", "cuda_toolkit", "backends", "cpu_int8"}
+    assert facts["cpu_int8"]["form"] in ("u8s8", "u8s8-reduce-range")
     assert facts["machine"]["python"]
 
 
@@ -32,6 +33,22 @@ def test_info_of_a_jetson_nano_tree(tmp_path, capsys):
     assert "jetson       NVIDIA Jetson Nano Developer Kit" in out
     assert "tegra210 (Jetson Nano / TX1, Maxwell GPU, compute capability 5.3; FP16 yes, INT8 no" in out
     assert "l4t          32.7.1 (JetPack 4.6.1)" in out
+
+
+def test_info_says_which_int8_path_the_cpu_takes(tmp_path, capsys, monkeypatch):
+    from engines import platform_info
+    from tests.engines.test_cpu_int8 import EPYC_ZEN2, JETSON_NANO
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    for text, machine, want in (
+            (EPYC_ZEN2, "x86_64", "cpu int8     x86 (AVX2 without VNNI): ONNX Runtime runs INT8 "
+                                  "as u8s8-reduce-range"),
+            (JETSON_NANO, "aarch64", "cpu int8     arm (no dot product (NEON widening "
+                                     "multiplies)): ONNX Runtime runs INT8 as u8s8")):
+        (root / "proc" / "cpuinfo").write_text(text)
+        monkeypatch.setattr(platform_info.platform, "machine", lambda: machine)
+        assert main(["info", "--root", str(root)]) == 0
+        assert want in capsys.readouterr().out
 
 
 def test_info_root_must_exist(tmp_path, capsys):
