@@ -4,7 +4,8 @@
 built for, and dispatches on the backend: ONNX Runtime engines load anywhere ONNX Runtime is
 installed; TensorRT engines only where the TensorRT version, GPU name and compute capability match
 the build. ``load_engine("model.onnx")`` runs the ONNX on ONNX Runtime directly (identity: the
-file's sha256, metadata: its ``model.onnx.json`` when present).
+file's sha256, metadata: its ``model.onnx.json`` when present); a Q/DQ model runs in the form this
+CPU takes (:mod:`engines.cpu_int8`), never as signed S8S8.
 """
 import os
 
@@ -49,9 +50,26 @@ def _load_onnx(path, threads, providers, confidence_head=False):
         raise InputError("{} describes another model (sha256 {}..., the file has {}...): "
                          "re-export it or delete the stale sidecar".format(
                              sidecar_path(path), metadata.onnx_sha256[:12], onnx_sha256[:12]))
-    return OnnxRuntimeEngine(path, providers=providers, threads=threads,
+    return OnnxRuntimeEngine(_cpu_int8_model(path), providers=providers, threads=threads,
                              identity=onnx_sha256, metadata=metadata,
                              confidence_head=confidence_head)
+
+
+def _cpu_int8_model(path):
+    """``path``, or for a Q/DQ model with signed activations the bytes of the form this CPU runs
+    without saturating (:mod:`engines.cpu_int8`; needs ``onnx``, else the file runs as it is)."""
+    from basics.lazy import is_available
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if b"QuantizeLinear" not in data or not is_available("onnx"):
+        return path
+    onnx = lazy_import("onnx", "running Q/DQ models")
+    from engines.cpu_int8 import cpu_form, this_cpu_int8_path
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # noqa: BLE001 - onnxruntime reports a bad file in one line
+        return path
+    return cpu_form(model, this_cpu_int8_path()).SerializeToString()
 
 
 def _load_tensorrt(path, engine_bytes, sidecar, metadata):

@@ -139,3 +139,18 @@ def test_keep_float_removes_the_qdq_in_front_of_a_layer(qdq_model):
     from basics.errors import InputError
     with pytest.raises(InputError, match="no layer named nope"):
         keep_float(model, ["nope"])
+
+
+def test_a_qdq_onnx_loaded_directly_runs_in_the_cpu_form(qdq_model, digits_splits, monkeypatch):
+    """`toolkit run`/`bench` on MODEL.int8.onnx: a faked CPU without VNNI gets the 7-bit form."""
+    from engines.load import load_engine
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    monkeypatch.setattr(cpu_int8, "this_cpu_int8_path",
+                        lambda *args: int8_path(EPYC_ZEN2, "x86_64"))
+    x = digits_splits[2].images[:64]
+    form = cpu_form(onnx.load(qdq_model), int8_path(EPYC_ZEN2, "x86_64"))
+    with load_engine(qdq_model) as loaded, OnnxRuntimeEngine(form.SerializeToString()) as want, \
+            OnnxRuntimeEngine(qdq_model) as signed:
+        got = loaded.infer({"input": x})["logits"]
+        np.testing.assert_array_equal(got, want.infer({"input": x})["logits"])
+        assert not np.array_equal(got, signed.infer({"input": x})["logits"])
