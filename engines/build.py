@@ -70,8 +70,13 @@ def build_engine(onnx_path, output_path, config=None, gate=None):
     started = time.time()
     if backend == "tensorrt":
         from engines.tensorrt_build import build_tensorrt
-        engine_bytes, facts = build_tensorrt(onnx_path, config)
-        notes = list(facts.get("notes", []))
+        if config.precision == "int8" and gate is not None:
+            engine_bytes, facts, gate_notes = _tensorrt_int8(onnx_path, model, config, gate)
+        else:
+            engine_bytes, facts = build_tensorrt(onnx_path, config)
+            gate_notes = ["int8 gate: not run (no calibration samples: give --data to compare "
+                          "with fp32)"] if config.precision == "int8" else []
+        notes = list(facts.get("notes", [])) + gate_notes
     else:
         engine_bytes, facts = _build_onnxruntime(onnx_path, model, config, gate)
         notes = facts["notes"]
@@ -148,6 +153,53 @@ def _cpu_int8(model, gate, onnx_path):
                                                   path.reason)]
     notes.extend("int8 gate: " + line for line in report.lines())
     return cpu_form(model, path, float_layers).SerializeToString(), notes
+
+
+def _tensorrt_int8(onnx_path, model, config, gate):
+    """``(engine bytes, facts, notes)`` of a TensorRT INT8 build that passed ``gate``: compared with
+    the fp32 model on ONNX Runtime; the auto-fallback rebuilds with layers kept in floating point
+    (a Q/DQ model: no Q/DQ in front of them; a calibrated one: ``layer.precision``)."""
+    import tempfile
+
+    from engines.cpu_int8 import float_reference, keep_float, quantized_layers
+    from engines.int8_gate import run_gate
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from engines.tensorrt_backend import TensorRTEngine
+    from engines.tensorrt_build import build_tensorrt
+    lazy_import("onnxruntime", "the INT8 accuracy gate (the fp32 reference runs on ONNX Runtime)")
+    if model is None:
+        model = lazy_import("onnx", "the INT8 accuracy gate").load(onnx_path)
+    qdq = bool(int8_op_types(model))
+    if qdq:
+        layers = quantized_layers(model)
+    else:
+        layers = [node.name for node in model.graph.node if node.name and node.op_type in (
+            "Conv", "ConvTranspose", "Gemm", "MatMul")]
+    last = {}
+
+    def build(float_layers):
+        last["layers"] = tuple(float_layers)
+        if qdq and float_layers:
+            handle, path = tempfile.mkstemp(suffix=".onnx")
+            os.close(handle)
+            try:
+                with open(path, "wb") as out:
+                    out.write(keep_float(model, float_layers).SerializeToString())
+                last["built"] = build_tensorrt(path, config)
+            finally:
+                os.remove(path)
+        else:
+            settings = config.to_dict()
+            settings["float_layers"] = [] if qdq else list(float_layers)
+            last["built"] = build_tensorrt(onnx_path, BuildConfig(**settings))
+        return TensorRTEngine(last["built"][0])
+
+    reference = float_reference(model).SerializeToString() if qdq else onnx_path
+    report, float_layers = run_gate(lambda: OnnxRuntimeEngine(reference), build, layers, gate)
+    if tuple(last.get("layers", ())) != tuple(float_layers):
+        build(float_layers).close()  # the engine of the layers kept, built last
+    engine_bytes, facts = last["built"]
+    return engine_bytes, facts, ["int8 gate: " + line for line in report.lines()]
 
 
 def _check_batch_profile(engine, config, onnx_path):

@@ -6,14 +6,16 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
 
 class BuildConfig(object):
-    """What to build: precision, batch profile (min <= opt <= max), workspace, INT8 cache, backend.
+    """What to build: precision, batch profile (min <= opt <= max), workspace, INT8 cache, backend,
+    and ``float_layers``: names of layers an INT8 engine keeps in floating point (the accuracy
+    gate's auto-fallback; TensorRT: ``layer.precision``, ONNX Runtime: no Q/DQ in front of them).
 
     ``None`` means "the default": ``opt_batch`` defaults to ``max_batch``; ``backend="auto"`` picks
     TensorRT when it is importable, ONNX Runtime otherwise.
     """
 
     def __init__(self, precision="fp32", min_batch=1, opt_batch=None, max_batch=32,
-                 workspace_mb=256, calibration_cache=None, backend="auto"):
+                 workspace_mb=256, calibration_cache=None, backend="auto", float_layers=None):
         if precision not in PRECISIONS:
             raise InputError("precision must be one of {}, got '{}'".format(PRECISIONS, precision))
         if backend not in BACKENDS:
@@ -31,6 +33,9 @@ class BuildConfig(object):
         self.workspace_mb = int(workspace_mb)
         self.calibration_cache = calibration_cache
         self.backend = backend
+        self.float_layers = tuple(str(name) for name in (float_layers or ()))
+        if self.float_layers and precision != "int8":
+            raise InputError("float layers only apply to --precision int8")
 
     @property
     def workspace_bytes(self):
@@ -40,7 +45,7 @@ class BuildConfig(object):
         return {"precision": self.precision, "min_batch": self.min_batch,
                 "opt_batch": self.opt_batch, "max_batch": self.max_batch,
                 "workspace_mb": self.workspace_mb, "calibration_cache": self.calibration_cache,
-                "backend": self.backend}
+                "backend": self.backend, "float_layers": list(self.float_layers)}
 
     def __repr__(self):
         return "BuildConfig({})".format(", ".join(

@@ -62,6 +62,8 @@ def build_tensorrt(onnx_path, config, trt=None, calibrator=None):
                                                                 notes)
             if calibrator is not None:
                 _set_calibrator(trt, builder, builder_config, calibrator, inputs, notes)
+            if config.float_layers:
+                _keep_float(trt, network, builder_config, config.float_layers, notes)
     try:
         with _calibration_context(calibrator if config.precision == "int8" else None):
             serialized = builder.build_serialized_network(network, builder_config)
@@ -166,6 +168,27 @@ def has_qdq_layers(trt, network):
     """True when the parsed network already holds Quantize/Dequantize layers (explicit INT8)."""
     kinds = (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
     return any(network.get_layer(i).type in kinds for i in range(network.num_layers))
+
+
+def _keep_float(trt, network, builder_config, names, notes):
+    """Run the layers named ``names`` in FP32 (``layer.precision``), with the flag that makes
+    TensorRT obey it: OBEY_PRECISION_CONSTRAINTS (8.2+), else STRICT_TYPES (8.0)."""
+    wanted = set(names)
+    kept = []
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.name in wanted:
+            layer.precision = trt.DataType.FLOAT
+            kept.append(layer.name)
+    missing = sorted(wanted - set(kept))
+    if missing:
+        raise InputError("no layer named {} in the network".format(", ".join(missing)))
+    flags = [name for name in ("OBEY_PRECISION_CONSTRAINTS", "STRICT_TYPES")
+             if hasattr(trt.BuilderFlag, name)]
+    if flags:
+        builder_config.set_flag(getattr(trt.BuilderFlag, flags[0]))
+    notes.append("int8: {} layer(s) kept in FP32: {} (layer.precision{})".format(
+        len(kept), ", ".join(kept), ", " + flags[0] if flags else ""))
 
 
 def _cache_calibrator(trt, network, config, onnx_path, notes):

@@ -156,3 +156,48 @@ def test_bad_gates(kwargs, message):
     args = dict({"samples": np.zeros((4, 1, 8, 8), np.float32)}, **kwargs)
     with pytest.raises(InputError, match=message):
         Int8Gate(**args)
+
+
+# -- TensorRT (through the test double: API use, not TensorRT's numerics; the double runs the
+# ONNX on ONNX Runtime, Q/DQ nodes included) ----------------------------------------------------
+
+@pytest.mark.parametrize("mode, flag", [("8.2", "STRICT_TYPES"),
+                                        ("10", "OBEY_PRECISION_CONSTRAINTS")])
+def test_tensorrt_keeps_float_layers_with_layer_precision(monkeypatch, small_cnn_onnx, tmp_path,
+                                                          mode, flag):
+    from engines.tensorrt_build import build_tensorrt
+    from tests.engines.trt_double import engine_header, install_trt_double
+    install_trt_double(monkeypatch, mode)
+    model = onnx.load(small_cnn_onnx)
+    conv = [n.name for n in model.graph.node if n.op_type == "Conv"][0]
+    cache = tmp_path / "m.cache"
+    cache.write_text("TRT-{}-EntropyCalibration2\n".format("8201" if mode == "8.2" else "101601")
+                     + "input: 3c010a14\n")
+    engine_bytes, facts = build_tensorrt(small_cnn_onnx, BuildConfig(
+        precision="int8", calibration_cache=str(cache), max_batch=8, float_layers=[conv]))
+    header = engine_header(engine_bytes)
+    assert header["layer_precision"] == {conv: "FLOAT"} and flag in header["flags"]
+    assert "int8: 1 layer(s) kept in FP32: {} (layer.precision, {})".format(conv, flag) \
+        in facts["notes"]
+    with pytest.raises(InputError, match="no layer named nope in the network"):
+        build_tensorrt(small_cnn_onnx, BuildConfig(
+            precision="int8", calibration_cache=str(cache), max_batch=8, float_layers=["nope"]))
+
+
+@pytest.mark.parametrize("mode", ["8.2", "10"])
+def test_tensorrt_int8_builds_pass_the_gate_with_the_auto_fallback(monkeypatch, broken_model,
+                                                                   digits_splits, tmp_path, mode):
+    """The broken Q/DQ model fails the gate on TensorRT too; the auto-fallback rebuilds it
+    without Q/DQ in front of the sensitive layer."""
+    from tests.engines.trt_double import install_trt_double
+    install_trt_double(monkeypatch, mode)
+    path, conv = broken_model
+    config = BuildConfig(precision="int8", backend="tensorrt", max_batch=64)
+    with pytest.raises(Int8GateError, match="INT8 top-1 agrees with fp32 on only"):
+        build_engine(path, str(tmp_path / "a.engine"), config, Int8Gate(digits_splits[0].images))
+    assert os.listdir(str(tmp_path)) == []
+    sidecar = build_engine(path, str(tmp_path / "b.engine"), config,
+                           Int8Gate(digits_splits[0].images, auto_fallback=True))
+    assert sidecar.backend == "tensorrt"
+    assert "int8 gate: auto-fallback kept 1 layer(s) in floating point: {}".format(conv) \
+        in sidecar.notes

@@ -53,6 +53,9 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     refuses it with the reason. Without TensorRT the engine holds the ONNX model for ONNX Runtime
     (CPU), with the same sidecar, so bench/run work the same way.
 
+    INT8 on TensorRT: with --data (or --eval-data) the engine is compared with the fp32 model on
+    ONNX Runtime the same way; --auto-fallback rebuilds it with the most sensitive layers in FP32.
+
     INT8 on ONNX Runtime: the engine holds the form this CPU runs without saturating (unsigned
     activations; 7-bit weights on x86 without VNNI, see `toolkit info`), built from the Q/DQ
     model's scales. Before it is written it is compared with the fp32 model on calibration samples
@@ -99,7 +102,8 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
 
 def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallback, seed,
                progress):
-    """The INT8 accuracy gate of an ONNX Runtime INT8 build (None otherwise)."""
+    """The INT8 accuracy gate of an INT8 build: always on ONNX Runtime (None: build_engine asks
+    for --data), on TensorRT when a gate option is given; None for other precisions."""
     from basics.errors import InputError
     gate_options = data or eval_data or max_accuracy_drop is not None or auto_fallback
     if config.precision != "int8":
@@ -108,13 +112,9 @@ def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallb
                              "for --precision int8")
         return None
     from engines.build import resolve_backend
-    if resolve_backend(config.backend) != "onnxruntime":
-        if gate_options:
-            raise InputError("--data, --eval-data, --max-accuracy-drop and --auto-fallback "
-                             "check ONNX Runtime INT8 builds; on TensorRT the accuracy gate is "
-                             "not implemented yet (build with --backend onnxruntime to check the "
-                             "Q/DQ model)")
-        return None
+    tensorrt = resolve_backend(config.backend) == "tensorrt"
+    if tensorrt and not gate_options:
+        return None  # TensorRT: the gate runs when asked for (it needs onnxruntime for fp32)
     if not os.path.isfile(onnx_path):
         return None  # build_engine says so
     from calibration.sources import load_calibration_set, load_int8_gate
@@ -125,6 +125,9 @@ def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallb
         data = parity.get("calibration_data")
         if parity.get("calibration_seed") is not None:
             seed = parity["calibration_seed"]
+        if data is None and tensorrt:
+            raise InputError("the INT8 accuracy gate compares with fp32 on calibration samples: "
+                             "give --data DATA")
         if data is None:
             return None  # build_engine checks the model first, then asks for --data
     samples = load_calibration_set(data, onnx_path, seed=seed)

@@ -28,7 +28,7 @@ _TRT_COMMON = {
     "INetworkDefinition": ["num_inputs", "num_outputs", "get_input", "get_output", "num_layers",
                            "get_layer"],
     "ITensor": ["name", "shape", "dtype", "is_network_input", "is_network_output"],
-    "ILayer": ["name", "type"],
+    "ILayer": ["name", "type", "precision"],
     "OnnxParser": ["__init__", "parse", "parse_from_file", "num_errors", "get_error",
                    "clear_errors"],
     "ParserError": ["code", "desc", "node"],
@@ -59,6 +59,7 @@ _TRT_COMMON = {
 }
 
 _TRT_BINDINGS = {  # 8.0 / 8.2 only (gone in 10)
+    "BuilderFlag": ["STRICT_TYPES"],
     "IBuilderConfig": ["max_workspace_size"],
     "ICudaEngine": ["num_bindings", "get_binding_name", "get_binding_index", "binding_is_input",
                     "get_binding_shape", "get_binding_dtype", "get_profile_shape",
@@ -67,6 +68,7 @@ _TRT_BINDINGS = {  # 8.0 / 8.2 only (gone in 10)
 }
 
 _TRT_TENSORS = {  # 10.x only (the tensor-name API came in 8.5)
+    "BuilderFlag": ["OBEY_PRECISION_CONSTRAINTS"],
     "": ["MemoryPoolType", "TensorIOMode"],
     "MemoryPoolType": ["WORKSPACE"],
     "TensorIOMode": ["NONE", "INPUT", "OUTPUT"],

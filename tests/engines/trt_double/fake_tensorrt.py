@@ -83,7 +83,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
     DataType = enum("DataType", [("FLOAT", 0), ("HALF", 1), ("INT8", 2), ("INT32", 3),
                                  ("BOOL", 4), ("UINT8", 5), ("INT64", 8)])
     BuilderFlag = enum("BuilderFlag", ["FP16", "INT8", "DEBUG", "GPU_FALLBACK", "STRICT_TYPES",
-                                       "REFIT", "DISABLE_TIMING_CACHE", "TF32"])
+                                       "REFIT", "DISABLE_TIMING_CACHE", "TF32",
+                                       "OBEY_PRECISION_CONSTRAINTS"])
     NetworkFlag = enum("NetworkDefinitionCreationFlag", ["EXPLICIT_BATCH", "EXPLICIT_PRECISION"])
     LayerType = enum("LayerType", sorted(set(_LAYERS.values())) + ["UNARY"])
     ErrorCode = enum("ErrorCode", ["SUCCESS", "INTERNAL_ERROR", "MEM_ALLOC_FAILED",
@@ -165,9 +166,17 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
     class _ILayer(object):
         def __init__(self, name, layer_type):
             self._name, self._type = name, layer_type
+            self._precision = None
 
         name = property(lambda self: self._name)
         type = property(lambda self: self._type)
+
+        def _set_precision(self, value):
+            if not isinstance(value, DataType):
+                raise TypeError("precision: a tensorrt.DataType is required")
+            self._precision = value
+
+        precision = property(lambda self: self._precision or DataType.FLOAT, _set_precision)
 
     ILayer = cls("ILayer", _ILayer)
 
@@ -478,6 +487,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
                 "inputs": [[t._name, list(t._shape), t._dtype._name] for t in network._inputs],
                 "outputs": [[t._name, list(t._shape), t._dtype._name] for t in network._outputs],
                 "int8_scales": scales,
+                "layer_precision": dict((l._name, l._precision._name) for l in network._layers
+                                        if l._precision is not None),
             }
 
         def _calibrate(self, network, config):
