@@ -91,7 +91,7 @@ def build_engine(onnx_path, output_path, config=None, gate=None):
         source_onnx=os.path.basename(onnx_path), source_onnx_sha256=onnx_sha256,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build_seconds=round(time.time() - started, 3), toolkit_version=__version__,
-        metadata=metadata, notes=notes)
+        metadata=metadata, notes=notes, cpu_int8_form=facts.get("cpu_int8_form"))
     return write_engine(output_path, engine_bytes, sidecar)
 
 
@@ -104,6 +104,7 @@ def _build_onnxruntime(onnx_path, model, config, gate=None):
                          "INT8 comes from a Q/DQ model (`toolkit calibrate MODEL.onnx --data DATA "
                          "--format qdq`)")
     notes = []
+    form = None
     if config.precision == "fp16":
         model = convert_to_fp16(model)
         data = model.SerializeToString()
@@ -120,7 +121,7 @@ def _build_onnxruntime(onnx_path, model, config, gate=None):
                     "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first with "
                     "`toolkit calibrate {} --data DATA --format qdq`, or build fp32".format(
                         onnx_path, onnx_path))
-            data, gate_notes = _cpu_int8(model, gate, onnx_path)
+            data, gate_notes, form = _cpu_int8(model, gate, onnx_path)
             notes.append("int8: the model's own quantization ({})".format(", ".join(ops)))
             notes.extend(gate_notes)
     engine = OnnxRuntimeEngine(data, max_batch=config.max_batch, min_batch=config.min_batch)
@@ -130,7 +131,8 @@ def _build_onnxruntime(onnx_path, model, config, gate=None):
         engine.close()
     facts = {"inputs": [spec.to_dict() for spec in engine.inputs],
              "outputs": [spec.to_dict() for spec in engine.outputs],
-             "onnxruntime_version": ort.__version__, "notes": notes}
+             "onnxruntime_version": ort.__version__, "notes": notes,
+             "cpu_int8_form": form}
     return data, facts
 
 
@@ -152,7 +154,7 @@ def _cpu_int8(model, gate, onnx_path):
              "never the signed S8S8 form".format(path.form, path.arch, path.instructions,
                                                   path.reason)]
     notes.extend("int8 gate: " + line for line in report.lines())
-    return cpu_form(model, path, float_layers).SerializeToString(), notes
+    return cpu_form(model, path, float_layers).SerializeToString(), notes, path.form
 
 
 def _tensorrt_int8(onnx_path, model, config, gate):

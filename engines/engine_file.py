@@ -22,7 +22,7 @@ _REQUIRED = ("format_version", "backend", "precision", "min_batch", "opt_batch",
 # every key of EngineSidecar.to_dict(); unknown keys (from a newer toolkit) are ignored on read
 _FIELDS = _REQUIRED + ("workspace_mb", "tensorrt_version", "gpu_name", "compute_capability",
                        "onnxruntime_version", "source_onnx", "source_onnx_sha256", "built_at",
-                       "build_seconds", "toolkit_version", "metadata", "notes")
+                       "build_seconds", "toolkit_version", "metadata", "notes", "cpu_int8_form")
 
 
 def sidecar_path(engine_path):
@@ -42,7 +42,8 @@ class EngineSidecar(object):
                  engine_size_bytes, inputs, outputs, workspace_mb=None, tensorrt_version=None,
                  gpu_name=None, compute_capability=None, onnxruntime_version=None,
                  source_onnx=None, source_onnx_sha256=None, built_at=None, build_seconds=None,
-                 toolkit_version=None, metadata=None, notes=None, format_version=FORMAT_VERSION):
+                 toolkit_version=None, metadata=None, notes=None, format_version=FORMAT_VERSION,
+                 cpu_int8_form=None):
         if backend not in BACKENDS:
             raise EngineCompatibilityError("unknown engine backend '{}' (known: {})".format(
                 backend, ", ".join(BACKENDS)))
@@ -70,6 +71,7 @@ class EngineSidecar(object):
         self.toolkit_version = toolkit_version
         self.metadata = metadata
         self.notes = list(notes or [])
+        self.cpu_int8_form = cpu_int8_form  # ONNX Runtime INT8: engines.cpu_int8's form
 
     def to_dict(self):
         return {
@@ -85,7 +87,7 @@ class EngineSidecar(object):
             "source_onnx": self.source_onnx, "source_onnx_sha256": self.source_onnx_sha256,
             "built_at": self.built_at, "build_seconds": self.build_seconds,
             "toolkit_version": self.toolkit_version, "metadata": self.metadata,
-            "notes": self.notes,
+            "notes": self.notes, "cpu_int8_form": self.cpu_int8_form,
         }
 
     @classmethod

@@ -31,6 +31,7 @@ def load_engine(path, threads=0, providers=None, confidence_head=False):
     engine_bytes, sidecar = read_engine(path)
     metadata = sidecar.model_metadata()
     if sidecar.backend == "onnxruntime":
+        check_cpu_int8_form(sidecar, path)
         lazy_import("onnxruntime", "running ONNX Runtime engines")
         from engines.onnxruntime_backend import OnnxRuntimeEngine
         return OnnxRuntimeEngine(engine_bytes, providers=providers, threads=threads,
@@ -70,6 +71,21 @@ def _cpu_int8_model(path):
     except Exception:  # noqa: BLE001 - onnxruntime reports a bad file in one line
         return path
     return cpu_form(model, this_cpu_int8_path()).SerializeToString()
+
+
+def check_cpu_int8_form(sidecar, path="the engine", cpu_path=None):
+    """EngineCompatibilityError when an ONNX Runtime INT8 engine holds 8-bit weights (``u8s8``,
+    built on a CPU with VNNI or ARM) and this CPU needs 7-bit ones (x86 without VNNI: its 16-bit
+    sums would saturate)."""
+    if sidecar.precision != "int8" or sidecar.cpu_int8_form != "u8s8":
+        return
+    from engines.cpu_int8 import this_cpu_int8_path
+    cpu_path = cpu_path or this_cpu_int8_path()
+    if cpu_path.reduce_range:
+        raise EngineCompatibilityError(
+            "{} holds INT8 weights for a CPU with VNNI or ARM (u8s8), but this CPU ({}) would "
+            "saturate them: rebuild it here from {} with `toolkit build --precision int8`".format(
+                path, cpu_path.instructions, sidecar.source_onnx or "its Q/DQ ONNX"))
 
 
 def _load_tensorrt(path, engine_bytes, sidecar, metadata):

@@ -201,3 +201,28 @@ def test_tensorrt_int8_builds_pass_the_gate_with_the_auto_fallback(monkeypatch, 
     assert sidecar.backend == "tensorrt"
     assert "int8 gate: auto-fallback kept 1 layer(s) in floating point: {}".format(conv) \
         in sidecar.notes
+
+
+def test_an_engine_with_8bit_weights_is_refused_on_a_cpu_without_vnni(qdq_model, digits_splits,
+                                                                       tmp_path, monkeypatch):
+    """Built on a (faked) VNNI CPU, loaded on a (faked) AVX2-only one: refused with the way out,
+    never run with weights its 16-bit sums would saturate."""
+    from basics.errors import EngineCompatibilityError
+    from engines import cpu_int8
+    from engines.engine_file import read_sidecar
+    from engines.load import load_engine
+    from tests.engines.test_cpu_int8 import CASCADE_LAKE, EPYC_ZEN2
+    monkeypatch.setattr(cpu_int8, "this_cpu_int8_path",
+                        lambda *args: cpu_int8.int8_path(CASCADE_LAKE, "x86_64"))
+    out = str(tmp_path / "q.engine")
+    build_engine(qdq_model, out, INT8, Int8Gate(digits_splits[0].images))
+    assert read_sidecar(out).cpu_int8_form == "u8s8"
+    load_engine(out).close()
+    monkeypatch.setattr(cpu_int8, "this_cpu_int8_path",
+                        lambda *args: cpu_int8.int8_path(EPYC_ZEN2, "x86_64"))
+    with pytest.raises(EngineCompatibilityError, match="would saturate them: rebuild it here"):
+        load_engine(out)
+    # built there, it holds 7-bit weights and loads on either CPU
+    build_engine(qdq_model, out, INT8, Int8Gate(digits_splits[0].images))
+    assert read_sidecar(out).cpu_int8_form == "u8s8-reduce-range"
+    load_engine(out).close()
