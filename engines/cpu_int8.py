@@ -156,12 +156,15 @@ def _fold_weight(model, graph, dq, reduce_range):
     axis = _axis(dq)
     if source is not None:  # Q(float weight) -> DQ
         weights = _array(graph.constants[source.input[0]]).astype(np.float32)
-    else:
+    else:  # int8 or uint8 weights (ONNX Runtime's own QDQ output), maybe with a zero point
         quantized = _array(graph.constants[dq.input[0]]).astype(np.float32)
         shape = [1] * quantized.ndim
         if np.size(scale) > 1:
             shape[axis % quantized.ndim] = -1
-        weights = quantized * scale.reshape(shape)
+        zero = np.zeros_like(scale)
+        if len(dq.input) > 2 and dq.input[2] in graph.constants:
+            zero = _array(graph.constants[dq.input[2]]).astype(np.float32)
+        weights = (quantized - zero.reshape(shape)) * scale.reshape(shape)
     if reduce_range:
         largest = _per_channel_max(weights, scale, axis)
         scale = np.where(largest > 0, largest / float(REDUCED_WEIGHT_MAX), scale)

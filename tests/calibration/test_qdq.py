@@ -181,8 +181,8 @@ def test_onnxruntime_failure_is_one_line_and_keeps_the_old_output(small_cnn_onnx
 def test_onnxruntime_noise_stays_off_the_terminal(small_cnn_onnx, digits_splits, tmp_path, capfd):
     import logging
     handlers = list(logging.getLogger().handlers)
-    quantize_qdq(small_cnn_onnx, digits_splits[0].images[:32], str(tmp_path / "q.onnx"),
-                 QdqConfig("entropy2", batch_size=16))
+    quantize_qdq(small_cnn_onnx, digits_splits[0].images[:128], str(tmp_path / "q.onnx"),
+                 QdqConfig("entropy2", batch_size=16, max_batches=2))
     captured = capfd.readouterr()
     assert captured.out == "" and "pre-processing" not in captured.err
     assert logging.getLogger().handlers == handlers  # no basicConfig left behind

@@ -154,3 +154,30 @@ def test_a_qdq_onnx_loaded_directly_runs_in_the_cpu_form(qdq_model, digits_split
         got = loaded.infer({"input": x})["logits"]
         np.testing.assert_array_equal(got, want.infer({"input": x})["logits"])
         assert not np.array_equal(got, signed.infer({"input": x})["logits"])
+
+
+@pytest.mark.parametrize("weight_type", ["QInt8", "QUInt8"])
+def test_onnxruntimes_own_qdq_models_get_the_cpu_form_too(small_cnn_onnx, digits_splits, tmp_path,
+                                                           weight_type):
+    """A Q/DQ model from quantize_static (its default activations, asymmetric; or unsigned ones
+    with uint8 weights that have a zero point) converts to the same kind of form: unsigned
+    activations, 7-bit int8 weights, the same answers."""
+    import onnxruntime.quantization as quantization
+
+    from calibration.sources import BatchReader
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    out = str(tmp_path / "ort.onnx")
+    quantization.quantize_static(
+        small_cnn_onnx, out, BatchReader(digits_splits[0].images[:256], "input", 32),
+        quant_format=quantization.QuantFormat.QDQ,
+        weight_type=getattr(quantization.QuantType, weight_type),
+        **({"activation_type": quantization.QuantType.QUInt8} if weight_type == "QUInt8" else {}))
+    form = cpu_form(onnx.load(out), CpuInt8Path("x86", "test", "u8s8-reduce-range", ""))
+    activation, weights, _ = _zero_points(form)
+    assert activation == {"uint8"} and all(w.dtype == np.int8 for w in weights)
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    x = digits_splits[2].images
+    with OnnxRuntimeEngine(out) as plain, OnnxRuntimeEngine(form.SerializeToString()) as cpu:
+        agree = np.mean(plain.infer({"input": x})["logits"].argmax(1)
+                        == cpu.infer({"input": x})["logits"].argmax(1))
+    assert agree >= 0.95

@@ -111,9 +111,9 @@ def test_default_qdq_output_next_to_the_model(small_cnn_onnx, tmp_path, capsys):
 
 def test_qdq_from_an_image_folder(small_cnn_onnx, tmp_path, digits_splits, capsys):
     from tests.calibration.test_sources import write_png_digits
-    root = write_png_digits(tmp_path / "images", digits_splits[0], 20)
+    root = write_png_digits(tmp_path / "images", digits_splits[0], 80)  # the gate compares 80
     out = str(tmp_path / "q.onnx")
-    assert main(["calibrate", small_cnn_onnx, "--data", root, "-o", out, "--batch-size", "4",
+    assert main(["calibrate", small_cnn_onnx, "--data", root, "-o", out, "--batch-size", "16",
                  "--json", "--no-progress"]) == 0
     report = _json(capsys)
     assert (report["batches"], report["data"]) == (5, "images")
