@@ -161,13 +161,10 @@ def _tensorrt_int8(onnx_path, model, config, gate):
     """``(engine bytes, facts, notes)`` of a TensorRT INT8 build that passed ``gate``: compared with
     the fp32 model on ONNX Runtime; the auto-fallback rebuilds with layers kept in floating point
     (a Q/DQ model: no Q/DQ in front of them; a calibrated one: ``layer.precision``)."""
-    import tempfile
-
-    from engines.cpu_int8 import float_reference, keep_float, quantized_layers
+    from engines.cpu_int8 import float_reference, quantized_layers
     from engines.int8_gate import run_gate
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     from engines.tensorrt_backend import TensorRTEngine
-    from engines.tensorrt_build import build_tensorrt
     lazy_import("onnxruntime", "the INT8 accuracy gate (the fp32 reference runs on ONNX Runtime)")
     if model is None:
         model = lazy_import("onnx", "the INT8 accuracy gate").load(onnx_path)
@@ -177,31 +174,44 @@ def _tensorrt_int8(onnx_path, model, config, gate):
     else:
         layers = [node.name for node in model.graph.node if node.name and node.op_type in (
             "Conv", "ConvTranspose", "Gemm", "MatMul")]
-    last = {}
+    built = {}  # float layers -> (engine bytes, facts): the sweep's timing reuses them
 
     def build(float_layers):
-        last["layers"] = tuple(float_layers)
-        if qdq and float_layers:
-            handle, path = tempfile.mkstemp(suffix=".onnx")
-            os.close(handle)
-            try:
-                with open(path, "wb") as out:
-                    out.write(keep_float(model, float_layers).SerializeToString())
-                last["built"] = build_tensorrt(path, config)
-            finally:
-                os.remove(path)
-        else:
-            settings = config.to_dict()
-            settings["float_layers"] = [] if qdq else list(float_layers)
-            last["built"] = build_tensorrt(onnx_path, BuildConfig(**settings))
-        return TensorRTEngine(last["built"][0])
+        key = tuple(float_layers)
+        if key not in built:
+            built[key] = _build_tensorrt_kept(onnx_path, model, config, qdq, key)
+        return TensorRTEngine(built[key][0])
 
     reference = float_reference(model).SerializeToString() if qdq else onnx_path
     report, float_layers = run_gate(lambda: OnnxRuntimeEngine(reference), build, layers, gate)
-    if tuple(last.get("layers", ())) != tuple(float_layers):
-        build(float_layers).close()  # the engine of the layers kept, built last
-    engine_bytes, facts = last["built"]
+    key = tuple(float_layers)
+    if key not in built:
+        build(key).close()
+    engine_bytes, facts = built[key]
     return engine_bytes, facts, ["int8 gate: " + line for line in report.lines()]
+
+
+def _build_tensorrt_kept(onnx_path, model, config, qdq, float_layers):
+    """``build_tensorrt`` with ``float_layers`` in floating point: a Q/DQ model rebuilt without
+    Q/DQ in front of them (a temp ONNX), a calibrated one with ``layer.precision``."""
+    import tempfile
+
+    from engines.cpu_int8 import keep_float
+    from engines.tensorrt_build import build_tensorrt
+    if qdq and float_layers:
+        handle, path = tempfile.mkstemp(suffix=".onnx")
+        os.close(handle)
+        try:
+            with open(path, "wb") as out:
+                out.write(keep_float(model, float_layers).SerializeToString())
+            return build_tensorrt(path, config)
+        finally:
+            os.remove(path)
+    settings = config.to_dict()
+    if not qdq:
+        settings["float_layers"] = list(config.float_layers) + [
+            name for name in float_layers if name not in config.float_layers]
+    return build_tensorrt(onnx_path, BuildConfig(**settings))
 
 
 def _check_batch_profile(engine, config, onnx_path):
