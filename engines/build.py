@@ -121,7 +121,7 @@ def _build_onnxruntime(onnx_path, model, config, gate=None):
                     "(QuantizeLinear/DequantizeLinear); {} has none: quantize it first with "
                     "`toolkit calibrate {} --data DATA --format qdq`, or build fp32".format(
                         onnx_path, onnx_path))
-            data, gate_notes, form = _cpu_int8(model, gate, onnx_path)
+            data, gate_notes, form = _cpu_int8(model, gate, onnx_path, config.float_layers)
             notes.append("int8: the model's own quantization ({})".format(", ".join(ops)))
             notes.extend(gate_notes)
     engine = OnnxRuntimeEngine(data, max_batch=config.max_batch, min_batch=config.min_batch)
@@ -136,8 +136,9 @@ def _build_onnxruntime(onnx_path, model, config, gate=None):
     return data, facts
 
 
-def _cpu_int8(model, gate, onnx_path):
-    """``(model bytes, notes)``: the CPU form of Q/DQ ``model`` for this CPU, after the gate."""
+def _cpu_int8(model, gate, onnx_path, float_layers=()):
+    """``(model bytes, notes, form)``: the CPU form of Q/DQ ``model`` for this CPU (``float_layers``
+    without Q/DQ), after the gate."""
     from engines.cpu_int8 import cpu_form, float_reference, quantized_layers, this_cpu_int8_path
     from engines.int8_gate import run_gate
     from engines.onnxruntime_backend import OnnxRuntimeEngine
@@ -146,15 +147,20 @@ def _cpu_int8(model, gate, onnx_path):
                          "before writing it: give --data DATA (the data {} was calibrated "
                          "on)".format(onnx_path))
     path = this_cpu_int8_path()
+    asked = list(float_layers)
+
+    def with_asked(layers):
+        return asked + [name for name in layers if name not in asked]
     report, float_layers = run_gate(
         lambda: OnnxRuntimeEngine(float_reference(model).SerializeToString()),
-        lambda layers: OnnxRuntimeEngine(cpu_form(model, path, layers).SerializeToString()),
-        quantized_layers(model), gate)
+        lambda layers: OnnxRuntimeEngine(cpu_form(model, path, with_asked(layers))
+                                         .SerializeToString()),
+        [name for name in quantized_layers(model) if name not in asked], gate)
     notes = ["int8: ONNX Runtime CPU form {} ({}, {}: {}), built from the model's Q/DQ scales; "
              "never the signed S8S8 form".format(path.form, path.arch, path.instructions,
                                                   path.reason)]
     notes.extend("int8 gate: " + line for line in report.lines())
-    return cpu_form(model, path, float_layers).SerializeToString(), notes, path.form
+    return cpu_form(model, path, with_asked(float_layers)).SerializeToString(), notes, path.form
 
 
 def _tensorrt_int8(onnx_path, model, config, gate):

@@ -226,3 +226,18 @@ def test_an_engine_with_8bit_weights_is_refused_on_a_cpu_without_vnni(qdq_model,
     build_engine(qdq_model, out, INT8, Int8Gate(digits_splits[0].images))
     assert read_sidecar(out).cpu_int8_form == "u8s8-reduce-range"
     load_engine(out).close()
+
+
+def test_float_layers_asked_for_on_onnx_runtime(broken_model, digits_splits, tmp_path):
+    """BuildConfig.float_layers: the named layer runs without Q/DQ in front, so the broken model
+    passes the gate without the auto-fallback."""
+    path, conv = broken_model
+    config = BuildConfig(precision="int8", backend="onnxruntime", max_batch=64,
+                         float_layers=[conv])
+    build_engine(path, str(tmp_path / "b.engine"), config, Int8Gate(digits_splits[0].images))
+    engine_model = onnx.load_from_string(open(str(tmp_path / "b.engine"), "rb").read())
+    node = [n for n in engine_model.graph.node if n.name == conv][0]
+    producers = dict((out, n.op_type) for n in engine_model.graph.node for out in n.output)
+    assert all(producers.get(name) != "DequantizeLinear" for name in node.input)
+    with pytest.raises(InputError, match="float layers only apply to --precision int8"):
+        BuildConfig(float_layers=[conv])
