@@ -171,9 +171,11 @@ def _build_engines(data, models, out_dir, config, log):
                        data.train.images[pick], qdq_path, QdqConfig(algorithm="minmax"),
                        progress=config.progress)
     engine = os.path.join(out_dir, "int8.engine")
+    from engines.int8_gate import Int8Gate  # the build checks INT8 against FP32 on these samples
     sidecar = build_engine(qdq_path, engine, BuildConfig(precision="int8",
                                                          max_batch=config.max_batch,
-                                                         backend=config.backend))
+                                                         backend=config.backend),
+                           Int8Gate(data.train.images[pick], progress=config.progress))
     files.append(os.path.basename(engine))
     notes["int8"] = sidecar.describe()
     log("  engines: {} FP32 + INT8 {} (top-1 agreement with FP32 {:.1%} on {} calibration "
