@@ -71,7 +71,7 @@ def test_an_int8_engine_is_estimated_at_8_bits(small_cnn_onnx, digits_splits, tm
     quantize_qdq(small_cnn_onnx, digits_splits[0].images[:64], qdq)
     engine = str(tmp_path / "m.int8.engine")
     assert main(["build", qdq, "-o", engine, "--precision", "int8", "--backend",
-                 "onnxruntime"]) == 0
+                 "onnxruntime", "--data", "digits:train", "--no-progress"]) == 0
     estimate = estimate_engine_file(engine, "m")
     assert estimate.value == pytest.approx(estimate_onnx(qdq, EnergyModelConfig(bits=8)).total)
     assert estimate.value < 0.75 * _cost(small_cnn_onnx)
