@@ -2,7 +2,10 @@
 
 The CSV starts with ``#`` metadata lines (source, board, total policy as JSON), then a header
 ``t_s,<rail>.<quantity>,...`` and one row per sample; ``t_s`` counts from the first sample.
-Counters are written unwrapped, as cumulative ``energy_mj`` from the first sample.
+Counters are written unwrapped, as cumulative ``energy_mj`` from the first sample. Values are
+written at full precision (``repr``): cumulative counters reach 1e8 mJ within an hour. A
+recording (:class:`TraceWriter`) is streamed and flushed as it goes and ends with an
+``# end: {...}`` line; a file without it was cut short (its rows are still readable).
 """
 import csv
 import io
@@ -21,32 +24,82 @@ from toolkit.power.sources.base import QUANTITIES
 MAGIC = "# toolkit power trace v1"
 
 
+def _number(value):
+    """A float written at full precision (shortest text that reads back to the same float)."""
+    return repr(float(value))
+
+
+class TraceWriter(object):
+    """Writes a trace to a CSV file as it grows: the header at once, then the new rows at each
+    :meth:`write` (flushed), and an ``# end:`` line at :meth:`close`. The file is written in
+    place, not atomically, so that a recording killed with SIGKILL is readable up to its last
+    flush (:func:`read_trace_csv` drops a cut last line, and says the end line is missing).
+
+    Counters are written unwrapped, cumulative from the first sample.
+    """
+
+    def __init__(self, path, columns, info, handle=None):
+        self.path = path
+        self.columns = [tuple(c) for c in columns]
+        self.rows = 0
+        self._start = None
+        self._own = handle is None
+        self._handle = open(path, "w") if handle is None else handle
+        meta = {"source": info.get("source"), "description": info.get("description"),
+                "board": info.get("board"), "policy": info.get("policy"),
+                "averaging_s": info.get("averaging_s"), "sensor": info.get("sensor")}
+        lines = [MAGIC]
+        lines += ["# {}: {}".format(key, json.dumps(meta[key])) for key in sorted(meta)]
+        lines.append(",".join(["t_s"] + ["{}.{}".format(r, q) for r, q in self.columns]))
+        self._handle.write("\n".join(lines) + "\n")
+        self._handle.flush()
+
+    def write(self, trace):
+        """Append the rows of ``trace`` not written yet, and flush them to the file."""
+        t = trace.t
+        if t.size <= self.rows:
+            return 0
+        if self._start is None:
+            self._start = float(t[0])
+        columns = []
+        for rail, quantity in self.columns:
+            if quantity == "energy_mj":
+                cumulative = trace.cumulative_mj(rail)
+                columns.append(cumulative - cumulative[0])
+            else:
+                columns.append(trace.column(rail, quantity))
+        out = io.StringIO()
+        for i in range(self.rows, t.size):
+            out.write(",".join([_number(t[i] - self._start)]
+                               + [_number(values[i]) for values in columns]) + "\n")
+        self._handle.write(out.getvalue())
+        self._handle.flush()
+        written, self.rows = t.size - self.rows, t.size
+        return written
+
+    def close(self, reason="completed"):
+        """Write the end line (``reason``: why the recording ended), sync and close."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.write("# end: {}\n".format(json.dumps({"samples": self.rows,
+                                                          "reason": reason})))
+            handle.flush()
+            if self._own:
+                os.fsync(handle.fileno())
+        finally:
+            if self._own:
+                handle.close()
+
+
 def write_trace_csv(path, trace, info):
-    """Write ``trace`` (a :class:`Trace`) with ``info`` (``Source.info()``) to ``path``."""
-    t = trace.t
-    columns = []
-    for rail, quantity in trace.columns:
-        if quantity == "energy_mj":
-            cumulative = trace.cumulative_mj(rail)
-            values = cumulative - (cumulative[0] if cumulative.size else 0.0)
-        else:
-            values = trace.column(rail, quantity)
-        columns.append(values)
-    text = io.StringIO()
-    text.write(MAGIC + "\n")
-    meta = {"source": info.get("source"), "description": info.get("description"),
-            "board": info.get("board"), "policy": info.get("policy"),
-            "averaging_s": info.get("averaging_s")}
-    for key in sorted(meta):
-        text.write("# {}: {}\n".format(key, json.dumps(meta[key])))
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["t_s"] + ["{}.{}".format(r, q) for r, q in trace.columns])
-    start = t[0] if t.size else 0.0
-    for i in range(t.size):
-        writer.writerow(["{:.6f}".format(t[i] - start)]
-                        + ["{:.6g}".format(values[i]) for values in columns])
-    with atomic_open(path, "wb") as handle:
-        handle.write(text.getvalue().encode("utf-8"))
+    """Write ``trace`` (a :class:`Trace`) with ``info`` (``Source.info()``) to ``path``
+    atomically, values at full precision."""
+    with atomic_open(path, "w") as handle:
+        writer = TraceWriter(path, trace.columns, info, handle=handle)
+        writer.write(trace)
+        writer.close()
 
 
 def read_trace_csv(path):
@@ -54,7 +107,11 @@ def read_trace_csv(path):
     if not os.path.isfile(path):
         raise InputError("no such trace file: {}".format(path))
     with open(path, "r") as handle:
-        lines = handle.read().splitlines()
+        text = handle.read()
+    lines = text.splitlines()
+    cut = bool(text) and not text.endswith("\n") and len(lines) > 1
+    if cut:  # a recording killed in the middle of a write: keep what was flushed whole
+        lines = lines[:-1]
     if not lines or lines[0].strip() != MAGIC:
         raise InputError("{} is not a toolkit power trace (first line should be '{}')".format(
             path, MAGIC))
@@ -98,6 +155,7 @@ def read_trace_csv(path):
         raise InputError("{}: times (t_s) go backwards".format(path))
     trace = Trace(columns)
     trace.append(data[:, 0], data[:, 1:])
+    meta["cut_last_line"] = cut
     return trace, meta
 
 

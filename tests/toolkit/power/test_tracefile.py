@@ -70,3 +70,33 @@ def test_missing_file_and_empty_plot(tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(InputError, match="nothing to plot"):
         plot_trace(str(tmp_path / "x.png"), Trace([("a", "power_mw")]), INFO)
+
+
+def test_counters_keep_full_precision(tmp_path):
+    """A steady 47.3 W read from a cumulative counter reads back as 47.3 W in every sample
+    (6 significant digits turned it into 40-50 W once the counter passed 1e7 mJ)."""
+    t = np.arange(3000) * 0.1                      # 10 Hz for 300 s
+    energy_mj = 2.0e8 + 47300.0 * t                # a counter far from zero, 47.3 W
+    trace = Trace([("package-0", "energy_mj")])
+    trace.append(t, energy_mj[:, None])
+    path = str(tmp_path / "rapl.csv")
+    write_trace_csv(path, trace, dict(INFO, policy=TotalPolicy("package-0").to_dict()))
+    back, _ = read_trace_csv(path)
+    _, power = back.power_series("package-0")
+    assert np.allclose(power, 47300.0, rtol=1e-6)
+    assert np.allclose(back.t, t - t[0], rtol=0, atol=1e-9)
+
+
+def test_a_recording_cut_mid_line_is_read_up_to_its_last_whole_row(tmp_path):
+    from toolkit.power.tracefile import TraceWriter
+    path = str(tmp_path / "cut.csv")
+    writer = TraceWriter(path, _trace().columns, INFO)
+    writer.write(_trace())
+    writer._handle.write("0.5,2010.0,50")  # SIGKILL in the middle of a row
+    writer._handle.flush()
+    back, meta = read_trace_csv(path)
+    assert len(back) == 50 and meta["cut_last_line"] and "end" not in meta
+    writer._handle.write("72,120.0\n")
+    writer.close("stopped")
+    _, meta = read_trace_csv(path)
+    assert meta["end"] == {"samples": 50, "reason": "stopped"}
