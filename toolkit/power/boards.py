@@ -29,6 +29,11 @@ class Board(object):
         self.summed = tuple(summed)
         self.note = note
 
+    @property
+    def rails(self):
+        """Every rail of the board's table entry (total or summed rails first, then parts)."""
+        return ((self.total,) if self.total else self.summed) + self.parts
+
     def __repr__(self):
         return "Board({!r})".format(self.key)
 

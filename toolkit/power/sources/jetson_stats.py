@@ -1,8 +1,18 @@
 """Rails from jetson-stats (``jtop``) when its service is running (optional; ``jetson-stats<7`` on
 Python 3.6). jtop reads the same INA3221 sensors; use it where the sysfs files are not readable.
 
-Both shapes of ``jtop.power`` are understood: jetson-stats 4+ ``{"rail": {name: {"volt", "curr",
-"power", ...}}, "tot": {...}}`` (mV, mA, mW) and older ``(total, {name: {"cur", "avg"}})`` (mW).
+Both shapes of ``jtop.power`` are understood (read from jetson-stats' own code):
+
+- jetson-stats 4.x to 7.x (``jtop/core/power.py``): ``{"rail": {name: {"volt", "curr", "power",
+  "avg", "online", ...}}, "tot": {...}}`` (mV, mA, mW). Its ``total_power`` takes the board's
+  input rail (``VIN``, ``POM_5V_IN`` or ``VDD_IN``) OUT of ``rail``, puts it under ``tot`` and adds
+  ``tot["name"]``; without such a rail, ``tot`` is the sum of all rails and has no ``name``.
+- jetson-stats < 4 (3.x, ``service.py``): ``(total, rails)``, each ``{"cur", "avg"}`` in mW, rails
+  renamed (``VDD_``/``POM_`` dropped, ``_`` -> space: ``POM_5V_GPU`` -> ``5V GPU``); the first
+  rail whose name contains ``IN`` was taken out of ``rails`` as ``total``, else ``total`` is the sum.
+
+So the input rail is put back among the rails under its name, and a ``tot`` that is only the sum
+of the rails is dropped (the board's total policy decides what to add, as for every source).
 """
 import collections
 
@@ -12,23 +22,50 @@ from toolkit.power.boards import detect_board, total_policy
 from toolkit.power.sources.base import Source, SourceUnavailable
 
 
-def parse_jtop_power(power):
-    """``{rail: {"power_mw": .., "voltage_mv": .. (4+ only), "current_ma": ..}}`` from jtop."""
+def _row(values):
+    row = {"power_mw": float(values["power"])}
+    if "volt" in values and "curr" in values:
+        row["voltage_mv"] = float(values["volt"])
+        row["current_ma"] = float(values["curr"])
+    return row
+
+
+def _jtop3_name(name, board):
+    """The sysfs/tegrastats name of a jetson-stats 3.x rail name (``5V GPU`` -> ``POM_5V_GPU``),
+    found among ``board``'s rails; the 3.x name itself when the board does not have it."""
+    for rail in (board.rails if board is not None else ()):
+        if rail.replace("VDD_", "").replace("POM_", "").replace("_", " ") == name:
+            return rail
+    return name
+
+
+def parse_jtop_power(power, board=None):
+    """``{rail: {"power_mw": .., "voltage_mv": .. (4+ only), "current_ma": ..}}`` from jtop's
+    ``power`` (either shape, see the module docstring), the input rail included."""
     rails = collections.OrderedDict()
     if isinstance(power, dict) and isinstance(power.get("rail"), dict):
+        total = power.get("tot")
+        if isinstance(total, dict) and total.get("name") and "power" in total:
+            rails[str(total["name"])] = _row(total)  # the input rail, taken out by jtop
         for name, values in power["rail"].items():
-            if not isinstance(values, dict) or "power" not in values:
-                continue
-            row = {"power_mw": float(values["power"])}
-            if "volt" in values and "curr" in values:
-                row["voltage_mv"] = float(values["volt"])
-                row["current_ma"] = float(values["curr"])
-            rails[name] = row
+            if isinstance(values, dict) and "power" in values:
+                rails[name] = _row(values)
         return rails
     if isinstance(power, (tuple, list)) and len(power) == 2 and isinstance(power[1], dict):
-        for name, values in power[1].items():
+        total, parts = power
+        for name, values in parts.items():
             if isinstance(values, dict) and "cur" in values:
-                rails[name] = {"power_mw": float(values["cur"])}
+                rails[_jtop3_name(name, board)] = {"power_mw": float(values["cur"])}
+        if isinstance(total, dict) and "cur" in total:
+            summed = sum(row["power_mw"] for row in rails.values())
+            expected = board.total if board is not None else None
+            if expected and expected not in rails:
+                rails[expected] = {"power_mw": float(total["cur"])}
+                rails.move_to_end(expected, last=False)
+            elif expected is None and board is None and rails and abs(
+                    float(total["cur"]) - summed) > len(rails):
+                rails["IN"] = {"power_mw": float(total["cur"])}  # 3.x dropped the real name
+                rails.move_to_end("IN", last=False)
         return rails
     raise InputError("unexpected jtop power data: {!r}".format(power)[:160])
 
@@ -71,7 +108,7 @@ class JtopSource(Source):
                 exc)) from None
 
     def read(self):
-        rails = parse_jtop_power(self._jetson.power)
+        rails = parse_jtop_power(self._jetson.power, self.board)
         try:
             return tuple(rails[rail][quantity] for rail, quantity in self.columns)
         except KeyError as exc:
@@ -94,8 +131,9 @@ def discover(config):
         jetson.start()
     except Exception as exc:  # noqa: BLE001 - JtopException: service not running
         raise SourceUnavailable("jtop service not reachable: {}".format(exc)) from None
+    board = detect_board(config.sysfs_root)
     try:
-        rails = parse_jtop_power(jetson.power)
+        rails = parse_jtop_power(jetson.power, board)
     finally:
         try:
             jetson.close()
@@ -110,5 +148,5 @@ def discover(config):
         _, _, averaging_s, note = discover_rails(config.sysfs_root)
     except InputError:
         pass
-    return JtopSource(list(rails), with_vi, detect_board(config.sysfs_root), interval_s,
+    return JtopSource(list(rails), with_vi, board, interval_s,
                       averaging_s, note)
