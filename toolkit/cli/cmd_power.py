@@ -18,9 +18,10 @@ CLI_SOURCES = ("auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml")
 @click.option("--rate-hz", type=float, default=100.0, show_default=True,
               help="Samples per second (tegrastats: at most 20).")
 @click.option("--duration", type=float, default=None, metavar="S",
-              help="Stop after S seconds (default: run until Ctrl-C).")
+              help="Stop after S seconds (default: run until Ctrl-C, SIGTERM or SIGHUP).")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
-              metavar="CSV", help="Write the samples to this CSV file.")
+              metavar="CSV", help="Write the samples to this CSV file as they come (flushed "
+              "every second: a recording killed with SIGKILL is readable up to then).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               metavar="PNG", help="Draw the trace (this run's, or --from's) to this PNG file.")
 @click.option("--from", "from_path", type=click.Path(dir_okay=False), default=None,
@@ -40,7 +41,8 @@ def power(source, sysfs_root, rate_hz, duration, record_path, plot_path, from_pa
     driver); otherwise tegrastats, jetson-stats (jtop), RAPL (Intel/AMD CPUs) or NVML (desktop
     NVIDIA GPUs). The total is the board's input rail, or the sum of its rails where there is
     none (said so). The display refreshes in place on a terminal and prints plain lines
-    otherwise.
+    otherwise. Ctrl-C, SIGTERM and SIGHUP stop it cleanly (the recording gets its end line),
+    also when started in the background by a script.
 
     \b
     Examples:
@@ -90,6 +92,9 @@ def _list(config):
             click.echo("{:<11} no: {}".format(name, exc))
 
 
+RECORD_FLUSH_S = 1.0  # a recording is flushed to its file at least this often
+
+
 def _live(config, duration, refresh_s, record_path, plot_path):
     from toolkit.power.meter import PowerMeter
     from toolkit.power.sources import find_source
@@ -102,40 +107,60 @@ def _live(config, duration, refresh_s, record_path, plot_path):
     tty = out.isatty()
     width = shutil.get_terminal_size((120, 24)).columns - 1 if tty else None
     meter = PowerMeter(config, source=source)
-    shown = 0
-    interrupted = False
-    with meter:
-        start = meter.t0
-        try:
-            while True:
-                now = time.monotonic()
-                left = None if duration is None else start + duration - now
-                if left is not None and left <= 0:
-                    break
-                time.sleep(refresh_s if left is None else min(refresh_s, max(0.0, left)))
-                meter.fetch()
-                if meter.sampler.error:
-                    break
-                block = _block(meter, source)
-                if tty and shown:
-                    out.write("\x1b[{}F".format(shown))  # back to the block's first line
-                for line in block:
-                    out.write(line[:width] + "\x1b[K\n" if tty else line + "\n")
-                out.flush()
-                shown = len(block)
-        except KeyboardInterrupt:
-            interrupted = True
-    trace = meter.trace
-    for line in _summary(meter, source, interrupted):
-        click.echo(line)
+    writer = None
     if record_path is not None:
-        from toolkit.power.tracefile import write_trace_csv
-        write_trace_csv(record_path, trace, source.info())
-        click.echo("recorded {} samples to {}".format(len(trace), record_path))
+        from toolkit.power.tracefile import TraceWriter
+        try:
+            writer = TraceWriter(record_path, source.columns, source.info())
+        except (IOError, OSError) as exc:
+            raise InputError("cannot write the recording {}: {}".format(
+                record_path, exc.strerror or exc)) from None
+    tick_s = min(refresh_s, RECORD_FLUSH_S) if writer is not None else refresh_s
+    shown = 0
+    stopped = None  # why the loop ended early: "interrupted", "terminated by SIGTERM", ...
+    try:
+        with meter:
+            start = meter.t0
+            next_show = start
+            try:
+                while True:
+                    now = time.monotonic()
+                    left = None if duration is None else start + duration - now
+                    if left is not None and left <= 0:
+                        break
+                    time.sleep(tick_s if left is None else min(tick_s, max(0.0, left)))
+                    meter.fetch()
+                    if writer is not None:
+                        writer.write(meter.trace)
+                    if meter.sampler.error:
+                        break
+                    if time.monotonic() < next_show:
+                        continue
+                    next_show += refresh_s
+                    block = _block(meter, source)
+                    if tty and shown:
+                        out.write("\x1b[{}F".format(shown))  # back to the block's first line
+                    for line in block:
+                        out.write(line[:width] + "\x1b[K\n" if tty else line + "\n")
+                    out.flush()
+                    shown = len(block)
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (basics.signals)
+                stopped = str(exc) if str(exc) else "interrupted"
+        if writer is not None:
+            writer.write(meter.trace)  # the samples collected when the sampler stopped
+    finally:
+        if writer is not None:
+            writer.close(stopped or ("sampler died: " + meter.sampler.error
+                                     if meter.sampler is not None and meter.sampler.error
+                                     else "completed"))
+    trace = meter.trace
+    for line in _summary(meter, source, stopped):
+        click.echo(line)
+    if writer is not None:
+        click.echo("recorded {} samples to {}".format(writer.rows, record_path))
     if plot_path is not None:
         from toolkit.power.tracefile import plot_trace
-        info = source.info()
-        plot_trace(plot_path, trace, info)
+        plot_trace(plot_path, trace, source.info())
         click.echo("plotted the trace to {}".format(plot_path))
     if meter.sampler.error:
         raise ToolkitError("power sampling stopped early: {}".format(meter.sampler.error))
@@ -178,7 +203,7 @@ def _block(meter, source):
     return lines
 
 
-def _summary(meter, source, interrupted):
+def _summary(meter, source, stopped):
     trace = meter.trace
     policy = source.policy
     lines = []
@@ -189,7 +214,7 @@ def _summary(meter, source, interrupted):
     energies = _energies(meter)
     total = sum(energies[r] for r in policy.total_rails)
     lines.append("{}{:.2f} s, {} samples ({:.1f} Hz) from {}".format(
-        "stopped after " if interrupted else "", span, len(trace), (len(trace) - 1) / span,
+        "{}: stopped after ".format(stopped) if stopped else "", span, len(trace), (len(trace) - 1) / span,
         source.description))
     lines.append("total ({}): {:.1f} mJ, {:.1f} mW average".format(
         policy.label, total, total / span))

@@ -8,6 +8,7 @@ import click
 
 from basics import __version__
 from basics.errors import ToolkitError
+from basics.signals import Terminated, install_termination_handlers
 
 # command name -> (module, attribute, one-line summary shown by `toolkit --help`)
 COMMANDS = {
@@ -64,13 +65,30 @@ def cli():
 
 
 def main(argv=None):
-    """Run the CLI; a ToolkitError becomes one line on stderr and exit code 1."""
+    """Run the CLI; a ToolkitError becomes one line on stderr and exit code 1. SIGTERM and SIGHUP
+    unwind like Ctrl-C (files being written are completed or removed, never left cut) and exit
+    with 128 + the signal's number."""
+    restore = install_termination_handlers()
+    try:
+        return _run(argv)
+    finally:
+        restore()
+
+
+def _run(argv):
     try:
         cli.main(args=argv, prog_name="toolkit", standalone_mode=False)
     except ToolkitError as exc:
         click.echo("error: {}".format(exc), err=True)
         return 1
-    except click.exceptions.Abort:
+    except Terminated as exc:
+        click.echo(str(exc), err=True)
+        return 128 + exc.signum
+    except click.exceptions.Abort as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, Terminated):
+            click.echo(str(cause), err=True)
+            return 128 + cause.signum
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:

@@ -7,8 +7,8 @@ until the parent asks for them (``fetch``), so the inference process pays nothin
 
 Shutdown is clean in every case: ``stop`` asks, then terminates, then kills; the sampler exits by
 itself when its pipe to the parent closes (the parent died or was killed) or when it is
-re-parented; it ignores Ctrl-C (the parent handles it and stops the sampler after collecting its
-samples).
+re-parented; it ignores Ctrl-C, SIGTERM and SIGHUP sent to the process group (the parent
+handles them and stops the sampler after collecting its samples; ``stop`` kills it if need be).
 """
 import array
 import multiprocessing
@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from basics.errors import InputError, ToolkitError
+from basics.signals import TERMINATION_SIGNALS, deferred_termination
 
 COMMANDS = ("fetch", "stop", "pause", "resume")
 
@@ -47,10 +48,11 @@ def sampler_main(conn, parent_end, source, rate_hz, nice=0):
             os.nice(int(nice))
         except OSError:  # lowering priority always works; raising needs privileges
             pass
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    except ValueError:  # not the main thread (in-process use)
-        pass
+    for signum in (signal.SIGINT,) + TERMINATION_SIGNALS:
+        try:  # the parent handles Ctrl-C, SIGTERM and SIGHUP sent to the whole process group,
+            signal.signal(signum, signal.SIG_IGN)  # then stops this process after its last fetch
+        except ValueError:  # not the main thread (in-process use)
+            pass
     if parent_end is not None:
         parent_end.close()  # the parent's end, inherited with fork: keep only ours for EOF
     parent_pid = os.getppid()
@@ -202,11 +204,12 @@ class Sampler(object):
         if self._conn is None:
             return None
         try:
-            self._conn.send(message)
-            if not self._conn.poll(timeout_s):
-                self._fail("the sampler stopped answering")
-                return None
-            reply = self._conn.recv()
+            with deferred_termination():  # a request and its answer are never separated
+                self._conn.send(message)
+                if not self._conn.poll(timeout_s):
+                    self._fail("the sampler stopped answering")
+                    return None
+                reply = self._conn.recv()
         except (EOFError, OSError):
             self._fail(None)
             return None
