@@ -7,8 +7,8 @@ until the parent asks for them (``fetch``), so the inference process pays nothin
 
 Shutdown is clean in every case: ``stop`` asks, then terminates, then kills; the sampler exits by
 itself when its pipe to the parent closes (the parent died or was killed) or when it is
-re-parented; it ignores Ctrl-C, SIGTERM and SIGHUP sent to the process group (the parent
-handles them and stops the sampler after collecting its samples; ``stop`` kills it if need be).
+re-parented; it ignores Ctrl-C and SIGHUP sent to the process group (the parent handles them
+and stops the sampler after collecting its samples).
 """
 import array
 import multiprocessing
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from basics.errors import InputError, ToolkitError
-from basics.signals import TERMINATION_SIGNALS, deferred_termination
+from basics.signals import deferred_termination
 
 COMMANDS = ("fetch", "stop", "pause", "resume")
 
@@ -48,9 +48,12 @@ def sampler_main(conn, parent_end, source, rate_hz, nice=0):
             os.nice(int(nice))
         except OSError:  # lowering priority always works; raising needs privileges
             pass
-    for signum in (signal.SIGINT,) + TERMINATION_SIGNALS:
-        try:  # the parent handles Ctrl-C, SIGTERM and SIGHUP sent to the whole process group,
-            signal.signal(signum, signal.SIG_IGN)  # then stops this process after its last fetch
+    # Ctrl-C and a hang-up go to the whole process group: the parent handles them and stops this
+    # process after its last fetch. SIGTERM keeps its default (multiprocessing's terminate()).
+    for signum in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        try:
+            if signum is not None:
+                signal.signal(signum, signal.SIG_IGN)
         except ValueError:  # not the main thread (in-process use)
             pass
     if parent_end is not None:
