@@ -104,7 +104,7 @@ class PowerMeter(object):
         try:
             ends = [w.end for w in self.windows if w.end is not None]
             if ends:
-                self._drain_until(max(ends))
+                self._drain_until(max(ends) + self._settle_s)
         finally:
             self._stopped = True
             self._add(self.sampler.stop())
@@ -163,6 +163,12 @@ class PowerMeter(object):
                 return
             time.sleep(min(0.01, self.sample_period_s / 2.0))
 
+    @property
+    def _settle_s(self):
+        """Seconds of samples after a window that its lag correction needs (0 without one)."""
+        sensor = getattr(self.source, "sensor", None)
+        return sensor.after_s if sensor is not None else 0.0
+
     # windows --------------------------------------------------------------------------------
     def window(self, name):
         """A context manager marking one window; set ``.inferences`` on it before it closes."""
@@ -217,10 +223,19 @@ class PowerMeter(object):
                                 "reading is held to the end".format(
                                     1000.0 * (end - self.trace.t[-1])))
         duration = end - start
+        sensor = getattr(self.source, "sensor", None)
+        corrected = (sensor is not None and hold == 0.0
+                     and sensor.covered(self.trace.t, start, end)
+                     and all(self.trace.has(rail, "power_mw") for rail in self.trace.rails))
         for rail in self.trace.rails:
-            energy = self.trace.energy_mj(rail, start, end, hold)
+            if corrected:  # the sensor's averaging and hold modelled (toolkit.power.lag)
+                energy = sensor.energy_mj(self.trace.t, self.trace.column(rail, "power_mw"),
+                                          start, end)
+            else:
+                energy = self.trace.energy_mj(rail, start, end, hold)
             result.rails[rail] = {"energy_mj": energy,
                                   "avg_power_mw": energy / duration if duration > 0 else 0.0}
+        result.lag_corrected = bool(corrected)
         result.energy_mj = sum(result.rails[r]["energy_mj"] for r in policy.total_rails)
         result.avg_power_mw = result.energy_mj / duration if duration > 0 else 0.0
         result.samples = self.trace.samples_between(start, end)
@@ -237,7 +252,12 @@ class PowerMeter(object):
             if result.energy_above_idle_mj is not None:
                 result.mj_per_inference_above_idle = result.energy_above_idle_mj / window.inferences
         averaging = self.source.averaging_s
-        if averaging and duration < averaging_factor * averaging:
+        if corrected and duration < 2.0 * averaging:
+            result.flags.append(
+                "window {:.3f} s is shorter than two of the sensor's {:.2f} s averaging periods: "
+                "its lag correction rests on a few readings; run at least {:.1f} s".format(
+                    duration, averaging, 2.0 * averaging))
+        elif averaging and not corrected and duration < averaging_factor * averaging:
             result.flags.append(
                 "window {:.3f} s is short for the sensor's {:.2f} s averaging: figures are "
                 "smeared at the edges; run at least {:.1f} s (more inferences)".format(
@@ -262,7 +282,7 @@ class PowerMeter(object):
         described = describe_estimate(estimate) if estimate is not None else None
         closed = [w for w in self.windows if w.end is not None]
         if self.sampler is not None and closed:
-            self._drain_until(max(w.end for w in closed))
+            self._drain_until(max(w.end for w in closed) + self._settle_s)
         idle_power = self.idle["power_mw"] if self.idle else None
         results = [self._measure(w, idle_power) for w in closed]
         flags = []

@@ -69,13 +69,14 @@ class WindowResult(object):
         self.mj_per_inference_above_idle = None
         self.rails = {}
         self.samples = 0
+        self.lag_corrected = False  # energies corrected for the sensor's averaging
         self.flags = []
 
     def to_dict(self):
         return {key: getattr(self, key) for key in (
             "name", "start_s", "duration_s", "inferences", "measured", "energy_mj",
             "avg_power_mw", "idle_power_mw", "energy_above_idle_mj", "mj_per_inference",
-            "mj_per_inference_above_idle", "rails", "samples", "flags")}
+            "mj_per_inference_above_idle", "rails", "samples", "lag_corrected", "flags")}
 
     def lines(self):
         head = "window '{}': {:.3f} s".format(self.name, self.duration_s)
@@ -153,6 +154,10 @@ class EnergyReport(object):
                                self.sampling.get("rate_hz", 0.0),
                                self.source.get("averaging_s") or 0.0,
                                self.source.get("averaging_note") or "unknown"))
+            if any(result.lag_corrected for result in self.windows):
+                out.append("  window energies corrected for the sensor's lag (readings modelled "
+                           "as {:.3g} s block averages, held; see docs/power.md)".format(
+                               (self.source.get("sensor") or {}).get("period_s") or 0.0))
         else:
             out.append("energy: not measured ({})".format(
                 self.not_measured_reason or "no power source"))

@@ -41,6 +41,7 @@ def test_windows_measure_the_energy_that_was_drawn(make_jetson):
         with meter.window("run") as window:
             time.sleep(0.6)
             window.inferences = 60
+        time.sleep(0.3)  # the load goes on around the window (this fake sensor has no lag)
         jetson.set("VDD_IN", 5000, 400)
         report = meter.report(estimate_mj_per_inference=12.5)
     assert _gone(pid)

@@ -128,6 +128,9 @@ class Source(object):
     push = False            # True: samples arrive on their own (fileno() is selectable)
     averaging_s = 0.0       # the sensor's own averaging period
     averaging_note = ""     # where averaging_s comes from (measured, read, assumed)
+    # the sensor's model when its readings lag the power in a known way (toolkit.power.lag), so
+    # that window energies are corrected for it; None: integrated as read
+    sensor = None
     min_period_s = 0.0      # fastest useful sampling period
     plausible = None        # {quantity: (low, high)}; None: PLAUSIBLE
 
@@ -168,7 +171,9 @@ class Source(object):
                 "board": self.board.name if self.board is not None else None,
                 "columns": ["{}.{}".format(r, q) for r, q in self.columns],
                 "policy": self.policy.to_dict(), "averaging_s": self.averaging_s,
-                "averaging_note": self.averaging_note, "wraps_mj": dict(self.wraps)}
+                "averaging_note": self.averaging_note, "wraps_mj": dict(self.wraps),
+                "sensor": ({"model": "block average, held", "period_s": self.sensor.period_s}
+                           if self.sensor is not None else None)}
 
     def probe(self):
         """Open, read one sample, check it, close: errors surface before sampling starts."""

@@ -19,6 +19,7 @@ import re
 
 from basics.errors import InputError
 from toolkit.power.boards import detect_board, total_policy
+from toolkit.power.lag import BlockAveragingSensor
 from toolkit.power.sources.base import (
     PLAUSIBLE,
     Source,
@@ -171,6 +172,9 @@ class Ina3221Source(Source):
         self.averaging_s = averaging_s
         self.averaging_note = averaging_note
         self._files = None
+        # the INA3221 keeps each cycle's mean until the next: readings lag by about a period
+        self.sensor = BlockAveragingSensor(averaging_s) if averaging_s > 0 else None
+
 
     def open(self):
         self.close()

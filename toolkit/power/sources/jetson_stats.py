@@ -19,6 +19,7 @@ import collections
 from basics.errors import InputError, MissingDependencyError
 from basics.lazy import lazy_import
 from toolkit.power.boards import detect_board, total_policy
+from toolkit.power.lag import BlockAveragingSensor
 from toolkit.power.sources.base import Source, SourceUnavailable
 
 
@@ -95,6 +96,8 @@ class JtopSource(Source):
         self.min_period_s = interval_s
         self.averaging_s = averaging_s
         self.averaging_note = averaging_note
+        # the INA3221 keeps each cycle's mean until the next: readings lag by about a period
+        self.sensor = BlockAveragingSensor(averaging_s) if averaging_s > 0 else None
         self._jetson = None
 
     def open(self):

@@ -20,6 +20,7 @@ import time
 
 from basics.errors import InputError
 from toolkit.power.boards import detect_board, total_policy
+from toolkit.power.lag import BlockAveragingSensor
 from toolkit.power.sources.base import Source, SourceUnavailable
 
 MIN_INTERVAL_MS = 50
@@ -74,6 +75,8 @@ class TegrastatsSource(Source):
                             fmt, self.interval_ms, " ".join(self.cmd)), board=board)
         self.averaging_s = averaging_s
         self.averaging_note = averaging_note
+        # the INA3221 keeps each cycle's mean until the next: readings lag by about a period
+        self.sensor = BlockAveragingSensor(averaging_s) if averaging_s > 0 else None
         self.min_period_s = self.interval_ms / 1000.0
         self._proc = None
         self._buffer = b""
