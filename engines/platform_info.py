@@ -13,27 +13,10 @@ import re
 import sys
 
 from basics import __version__
+from engines.boards import JETPACK_OF_L4T, SOCS, TENSORRT_OF_L4T, board_of, read_device_tree
 
-# SoC (from /proc/device-tree/compatible) -> what it means for TensorRT
-SOCS = {
-    "tegra210": {"family": "Jetson Nano / TX1", "gpu_arch": "Maxwell", "compute_capability": "5.3",
-                 "fast_fp16": True, "fast_int8": False, "dla": False},
-    "tegra186": {"family": "Jetson TX2", "gpu_arch": "Pascal", "compute_capability": "6.2",
-                 "fast_fp16": True, "fast_int8": False, "dla": False},
-    "tegra194": {"family": "Jetson AGX Xavier / Xavier NX", "gpu_arch": "Volta",
-                 "compute_capability": "7.2", "fast_fp16": True, "fast_int8": True, "dla": True},
-    "tegra234": {"family": "Jetson AGX Orin / Orin NX / Orin Nano", "gpu_arch": "Ampere",
-                 "compute_capability": "8.7", "fast_fp16": True, "fast_int8": True, "dla": True},
-}
-
-# L4T release -> JetPack (NVIDIA's release notes)
-JETPACK_OF_L4T = {
-    "32.6.1": "4.6", "32.7.1": "4.6.1", "32.7.2": "4.6.2", "32.7.3": "4.6.3", "32.7.4": "4.6.4",
-    "32.7.5": "4.6.5", "32.7.6": "4.6.6",
-    "35.1.0": "5.0.2", "35.2.1": "5.1", "35.3.1": "5.1.1", "35.4.1": "5.1.2", "35.5.0": "5.1.3",
-    "35.6.0": "5.1.4", "35.6.1": "5.1.5",
-    "36.3.0": "6.0", "36.4.0": "6.1", "36.4.3": "6.2", "36.4.4": "6.2.1",
-}
+__all__ = ["JETPACK_OF_L4T", "SOCS", "collect_info", "cuda_toolkit_version", "jetson_facts",
+           "os_facts", "parse_nv_tegra_release"]
 
 _RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([0-9.]+)")
 
@@ -60,25 +43,19 @@ def parse_nv_tegra_release(text):
 
 
 def jetson_facts(root="/"):
-    """Jetson facts under ``root``: is_jetson, model, compatible, soc (+ its SOCS entry), l4t, jetpack.
-
-    ``/proc/device-tree/model`` and ``compatible`` are NUL-terminated (``compatible`` is a
-    NUL-separated list such as ``nvidia,p3450-0000\\0nvidia,jetson-nano\\0nvidia,tegra210\\0``).
-    """
-    model = _read(root, "/proc/device-tree/model")
-    model = model.replace("\x00", "").strip() if model else None
-    compatible_text = _read(root, "/proc/device-tree/compatible") or ""
-    compatible = [part.strip() for part in compatible_text.split("\x00") if part.strip()]
-    soc = None
-    for entry in compatible:
-        name = entry.split(",")[-1]
-        if name in SOCS:
-            soc = name
-            break
+    """Jetson facts under ``root``: is_jetson, model, compatible, soc (+ its SOCS entry), board
+    (from the one board table, :mod:`engines.boards`), l4t, jetpack, tensorrt (the version that
+    JetPack ships)."""
+    tree = read_device_tree(root)
+    soc = tree.soc
+    board = board_of(tree)
     l4t = parse_nv_tegra_release(_read(root, "/etc/nv_tegra_release"))
-    is_jetson = soc is not None or l4t is not None or bool(model and "jetson" in model.lower())
-    facts = {"is_jetson": is_jetson, "model": model, "compatible": compatible, "soc": soc,
-             "l4t": l4t, "jetpack": JETPACK_OF_L4T.get(l4t) if l4t else None}
+    is_jetson = soc is not None or l4t is not None or bool(
+        tree.model and "jetson" in tree.model.lower())
+    facts = {"is_jetson": is_jetson, "model": tree.model, "compatible": tree.compatible,
+             "soc": soc, "board": board.name if board is not None else None, "l4t": l4t,
+             "jetpack": JETPACK_OF_L4T.get(l4t) if l4t else None,
+             "tensorrt": TENSORRT_OF_L4T.get(l4t) if l4t else None}
     if soc is not None:
         facts.update(SOCS[soc])
     return facts

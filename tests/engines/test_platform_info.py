@@ -39,13 +39,17 @@ def make_tree(root, board):
     return str(root)
 
 
-@pytest.mark.parametrize("board, soc, l4t, jetpack, int8, model", [
-    ("nano", "tegra210", "32.7.1", "4.6.1", False, "NVIDIA Jetson Nano Developer Kit"),
-    ("xavier_nx", "tegra194", "35.4.1", "5.1.2", True, "NVIDIA Jetson Xavier NX Developer Kit"),
-    ("orin_nano", "tegra234", "36.3.0", "6.0", True, "NVIDIA Jetson Orin Nano Developer Kit"),
+@pytest.mark.parametrize("board, soc, l4t, jetpack, int8, model, name, tensorrt", [
+    ("nano", "tegra210", "32.7.1", "4.6.1", False, "NVIDIA Jetson Nano Developer Kit",
+     "Jetson Nano", "8.2.1"),
+    ("xavier_nx", "tegra194", "35.4.1", "5.1.2", True, "NVIDIA Jetson Xavier NX Developer Kit",
+     "Jetson Xavier NX", "8.5.2"),
+    ("orin_nano", "tegra234", "36.3.0", "6.0", True, "NVIDIA Jetson Orin Nano Developer Kit",
+     "Jetson Orin Nano", "8.6.2"),
 ])
-def test_jetson_boards(tmp_path, board, soc, l4t, jetpack, int8, model):
+def test_jetson_boards(tmp_path, board, soc, l4t, jetpack, int8, model, name, tensorrt):
     facts = jetson_facts(make_tree(tmp_path, board))
+    assert facts["board"] == name and facts["tensorrt"] == tensorrt
     assert facts["is_jetson"] is True
     assert facts["model"] == model  # the NUL terminator is gone
     assert facts["soc"] == soc and facts["l4t"] == l4t and facts["jetpack"] == jetpack
@@ -55,8 +59,8 @@ def test_jetson_boards(tmp_path, board, soc, l4t, jetpack, int8, model):
 
 def test_not_a_jetson(tmp_path):
     facts = jetson_facts(str(tmp_path))
-    assert facts == {"is_jetson": False, "model": None, "compatible": [], "soc": None, "l4t": None,
-                     "jetpack": None}
+    assert facts == {"is_jetson": False, "model": None, "compatible": [], "soc": None,
+                     "board": None, "l4t": None, "jetpack": None, "tensorrt": None}
 
 
 def test_other_arm_board_is_not_a_jetson(tmp_path):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.toolkit.power.fakes import BOARDS, FakeJetson
+from tests.toolkit.power.fakes import FAKES, FakeJetson
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -23,7 +23,7 @@ while limit is None or count < limit:
 '''
 
 
-@pytest.fixture(params=sorted(BOARDS))
+@pytest.fixture(params=sorted(FAKES))
 def fake_jetson(tmp_path, request):
     """A fake sysfs tree of each board of the table in turn (``.root``, ``.set(...)``)."""
     return FakeJetson(tmp_path / request.param, request.param)

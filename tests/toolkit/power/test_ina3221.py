@@ -152,3 +152,22 @@ def test_same_label_on_two_chips_is_qualified(make_jetson):
         handle.write("VDD_CPU_CV\n")
     names = [r.name for r in discover_rails(jetson.root)[0]]
     assert "VDD_CPU_CV@1-0040" in names and "VDD_CPU_CV@1-0041" in names
+
+
+def test_hwmon_sum_channel_is_curr4_and_is_not_a_rail(make_jetson):
+    jetson = make_jetson("orin-nano")
+    hwmon = os.path.dirname(jetson.rails["VDD_IN"]["current"])
+    files = set(os.listdir(hwmon))
+    assert "curr4_input" in files and "curr7_input" not in files  # as the hwmon driver has it
+    assert open(os.path.join(hwmon, "in7_label")).read().strip() == "sum of shunt voltages"
+    assert int(open(os.path.join(hwmon, "curr4_input")).read()) == 990 + 87 + 340
+    assert "sum of shunt voltages" not in _source(jetson.root).rails
+
+
+def test_jetpack4_chip_is_found_through_the_i2c_device_link(make_jetson):
+    jetson = make_jetson("nano")
+    link = os.path.join(jetson.root, "sys", "bus", "i2c", "devices", "6-0040")
+    assert os.path.islink(link) and open(os.path.join(link, "name")).read() == "ina3221x\n"
+    import shutil
+    shutil.rmtree(os.path.join(jetson.root, "sys", "bus", "i2c", "drivers"))
+    assert _source(jetson.root).rails == ["POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"]

@@ -30,7 +30,7 @@ from toolkit.power.sources.base import (
     read_text,
 )
 
-IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",)
+IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*", "sys/bus/i2c/devices/*/iio:device*")
 HWMON_GLOBS = ("sys/bus/i2c/devices/*-004*/hwmon/hwmon*",
                "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")
 JETPACK4_AVERAGING_S = 64 * (1.1e-3 + 1.1e-3) * 3  # the ina3221x driver's default 0x7727
@@ -69,6 +69,9 @@ def _unique_dirs(root, patterns):
 
 
 def _iio_rails(device):
+    name_file = os.path.join(device, "name")
+    if os.path.exists(name_file) and read_text(name_file) != "ina3221x":
+        return []  # another iio device on the bus
     rails = []
     for entry in sorted(os.listdir(device)):
         match = _IIO_RAIL.match(entry)
