@@ -243,7 +243,7 @@ class PowerMeter(object):
         if idle_power_mw is not None:
             result.idle_power_mw = idle_power_mw
             result.energy_above_idle_mj = result.energy_mj - idle_power_mw * duration
-            if result.energy_above_idle_mj < 0:
+            if result.energy_above_idle_mj < -1e-9 * abs(result.energy_mj):  # not rounding
                 result.flags.append("average power {:.0f} mW is below the idle baseline {:.0f} mW:"
                                     " the baseline drifted (measure idle again)".format(
                                         result.avg_power_mw, idle_power_mw))
