@@ -1,4 +1,5 @@
 """``toolkit power``: show the power rails live, record a trace, plot it."""
+import os
 import shutil
 import sys
 import time
@@ -148,11 +149,15 @@ def _live(config, duration, refresh_s, record_path, plot_path):
                 stopped = str(exc) if str(exc) else "interrupted"
         if writer is not None:
             writer.write(meter.trace)  # the samples collected when the sampler stopped
-    finally:
+    except BaseException as exc:
         if writer is not None:
-            writer.close(stopped or ("sampler died: " + meter.sampler.error
-                                     if meter.sampler is not None and meter.sampler.error
-                                     else "completed"))
+            writer.close(stopped or "failed: {}".format(str(exc) or type(exc).__name__))
+            if not writer.rows:  # nothing recorded: no file that looks like a recording
+                os.remove(record_path)
+        raise
+    if writer is not None:
+        writer.close(stopped or ("sampler died: " + meter.sampler.error if meter.sampler.error
+                                 else "completed"))
     trace = meter.trace
     for line in _summary(meter, source, stopped):
         click.echo(line)

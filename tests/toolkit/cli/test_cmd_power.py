@@ -87,3 +87,17 @@ def test_sampling_that_breaks_is_an_error_after_writing_the_recording(nano, tmp_
     assert code == 1
     assert "power sampling stopped early: malformed value in" in captured.err
     assert "in_power1_input" in captured.err and csv_path.exists()
+
+
+def test_a_recording_that_cannot_start_leaves_no_file(nano, tmp_path, capsys, monkeypatch):
+    from basics.errors import ToolkitError
+    from toolkit.power import sampler
+
+    def fail(self):
+        raise ToolkitError("the power sampler did not start within 60 s")
+
+    monkeypatch.setattr(sampler.Sampler, "start", fail)
+    csv_path = tmp_path / "never.csv"
+    assert main(["power", "--sysfs-root", nano.root, "--duration", "1",
+                 "--record", str(csv_path)]) == 1
+    assert "did not start" in capsys.readouterr().err and not csv_path.exists()
