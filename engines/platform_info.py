@@ -1,7 +1,8 @@
 """What this machine is: Jetson board, SoC and L4T release, OS, Python, and the usable backends.
 
 The Jetson facts are a pure function of a root path (``jetson_facts(root)``) so tests build fake
-``/proc/device-tree`` and ``/etc/nv_tegra_release`` trees; :func:`collect_info` adds the live facts
+``/proc/device-tree`` and ``/etc/nv_tegra_release`` trees; the boards, SoCs and releases come from
+the one board table, :mod:`engines.boards`; :func:`collect_info` adds the live facts
 (OS, Python, installed packages) for ``toolkit info``.
 """
 import importlib
