@@ -140,8 +140,9 @@ class FakeJetson(object):
 
     def _hwmon_chip(self, device, labels):
         _write(os.path.join(device, "name"), "ina3221\n")
-        _write(os.path.join(device, "samples"), "512\n")
-        _write(os.path.join(device, "update_interval"), "36\n")
+        # update_interval = channels x samples x (bus + shunt conversion time) = 3 x 4 x 2.2 ms
+        _write(os.path.join(device, "samples"), "4\n")
+        _write(os.path.join(device, "update_interval"), "26\n")
         currents = []
         for k, label in enumerate(labels, start=1):
             files = {"voltage": os.path.join(device, "in{}_input".format(k)),

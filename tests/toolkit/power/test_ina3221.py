@@ -65,7 +65,7 @@ def test_averaging_period_jetpack4_assumed_jetpack5_read(make_jetson):
     assert _source(make_jetson("nano").root).averaging_s == pytest.approx(JETPACK4_AVERAGING_S)
     assert 0.3 < JETPACK4_AVERAGING_S < 0.5
     source = _source(make_jetson("orin-nano").root)
-    assert source.averaging_s == pytest.approx(0.036) and "update_interval" in source.averaging_note
+    assert source.averaging_s == pytest.approx(0.026) and "update_interval" in source.averaging_note
 
 
 def test_no_rails_error_says_where_it_looked(tmp_path):
