@@ -100,3 +100,16 @@ def test_steady_readings_need_no_phase():
     t = np.arange(0.0, 10.0, 0.2)
     assert sensor.energy_mj(t, np.full(t.size, 1500.0), 3.0, 5.0) == pytest.approx(3000.0)
     assert sensor.energy_mj(t, np.full(t.size, 1500.0), 3.0, 9.5) is None  # not settled yet
+
+
+@pytest.mark.parametrize("factor", [0.95, 1.05])
+def test_a_chip_period_off_the_nominal_one_is_fitted(monkeypatch, factor):
+    """The chip's clock may run a few % off: at 100 Hz the fitted grid keeps 1 %."""
+    import tests.toolkit.power.test_lag as this
+    rng = np.random.default_rng(11)
+    sensor = BlockAveragingSensor(PERIOD)  # told the nominal period
+    monkeypatch.setattr(this, "PERIOD", PERIOD * factor)  # the simulated chip runs off it
+    for _ in range(20):
+        t, readings, start, end, truth = _synthetic(rng, 100.0, 2.0)
+        corrected = sensor.energy_mj(t, readings, start, end) - IDLE_MW * 2.0
+        assert corrected == pytest.approx(truth, rel=0.01)
