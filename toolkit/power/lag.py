@@ -56,6 +56,14 @@ class BlockAveragingSensor(object):
         t = np.asarray(t)
         return bool(t.size > 1 and t[0] <= start - self.before_s and t[-1] >= end + self.after_s)
 
+    def readings(self, t, energy_mj_at, phase=0.0):
+        """What the modelled sensor shows at times ``t`` (the model itself, for tests and
+        ``benchmarks.power_lag``): the mean power of the last cycle ended by each time, for a
+        power whose cumulative energy (mJ) at given times is ``energy_mj_at(times)``."""
+        t = np.asarray(t, dtype=np.float64)
+        ends = phase + np.floor((t - phase) / self.period_s) * self.period_s
+        return (energy_mj_at(ends) - energy_mj_at(ends - self.period_s)) / self.period_s
+
     def energy_mj(self, t, power_mw, start, end):
         """Energy (mJ) of the power over ``[start, end]`` from held readings ``power_mw`` taken at
         ``t``; None when the samples do not cover ``[start - period, end + 3 period]``."""
