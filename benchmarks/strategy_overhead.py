@@ -83,7 +83,7 @@ def bench_memo(engine, images, rounds, calls):
 def bench_encoded(engine, images, rounds, calls):
     from PIL import Image
 
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from toolkit.strategies import Memo, MemoConfig, Single
     blobs = []
     for image in images:

@@ -1,8 +1,10 @@
 """Labelled image data sets as float32 NCHW arrays: bundled digits (and harder variants), image
 folders (one sub-folder per class) and ``.npz`` files.
 
-Digits come from ``sklearn.datasets.load_digits`` (1797 real 8x8 scans, 10 classes), the one image
-data set that can be had without a download. Harder variants are derived from it deterministically:
+Digits are scikit-learn's bundled digits (1797 real 8x8 scans, 10 classes), the one image data
+set that can be had without a download. They ship with the toolkit as ``calibration/data/
+digits.npz`` (written by ``tools/make_digits_npz.py``), read with numpy: no scikit-learn on the
+device. Harder variants are derived from it deterministically:
 
 - ``digits``: the 8x8 images scaled to [0, 1];
 - ``digits16``: upscaled to 16x16 (bilinear);
@@ -70,14 +72,27 @@ def load_digits_variant(name="digits", seed=0):
     """One of :data:`BUNDLED`, from scikit-learn's bundled digits (no download)."""
     if name not in BUNDLED:
         raise InputError("unknown bundled data set '{}'; choose from {}".format(name, list(BUNDLED)))
-    sklearn_datasets = lazy_import("sklearn.datasets", "the bundled digits data set")
-    raw = sklearn_datasets.load_digits()
-    images = (raw.images.astype(np.float32) / 16.0)[:, None]
+    digits, labels = load_bundled_digits()
+    images = (digits.astype(np.float32) / 16.0)[:, None]
     if name != "digits":
         images = _resize_batch(images, 16)
     if name == "digits-hard":
         images = harden(images, seed=seed)
-    return Dataset(images, raw.target, [str(i) for i in range(10)], name)
+    return Dataset(images, labels, [str(i) for i in range(10)], name)
+
+
+DIGITS_NPZ = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "digits.npz")
+
+
+def load_bundled_digits(path=DIGITS_NPZ):
+    """``(images, labels)``: scikit-learn's digits as shipped in ``digits.npz`` (uint8 (1797, 8, 8)
+    of 0..16, and int64 (1797,)), read with numpy only."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return archive["images"], archive["labels"].astype(np.int64)
+    except (IOError, OSError, KeyError, ValueError) as exc:
+        raise InputError("the bundled digits {} cannot be read ({}): reinstall the toolkit".format(
+            path, exc)) from None
 
 
 def harden(images, rotate_deg=30.0, shift_px=2.0, noise_sigma=0.2, seed=0):

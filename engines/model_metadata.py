@@ -9,7 +9,7 @@ import os
 
 from basics.errors import InputError
 from basics.fileio import sha256_file, write_json_atomic
-from calibration.preprocess import Preprocessing
+from engines.preprocess import Preprocessing
 from engines.base import TensorSpec
 
 FORMAT_VERSION = 1

@@ -65,23 +65,35 @@ def _logger_class(trt):
     # trt.Logger.<severity>: present in 8.0 (where ILogger has no Severity) through 10.x
     errors = (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR)
     warning = trt.Logger.WARNING
+    info = trt.Logger.INFO
 
     class CapturingLogger(base):
-        """Forwards TensorRT's messages to Python logging; remembers the errors."""
+        """Forwards TensorRT's messages to Python logging; remembers the errors. ``listener``
+        (a callable taking one line, or None) also gets INFO and more severe messages, e.g. the
+        builder's log as build progress (:mod:`engines.tensorrt_progress`)."""
 
         def __init__(self):
             base.__init__(self)
             self.errors = []
+            self.listener = None
 
         def log(self, severity, msg):
-            if severity in errors:
-                self.errors.append(str(msg))
-                del self.errors[:-20]
-                _LOG.error("TensorRT: %s", msg)
-            elif severity == warning:
-                _LOG.warning("TensorRT: %s", msg)
-            else:
-                _LOG.debug("TensorRT: %s", msg)
+            try:  # called by TensorRT from C++: an escaping exception aborts 8.x
+                if severity in errors:
+                    self.errors.append(str(msg))
+                    del self.errors[:-20]
+                    _LOG.error("TensorRT: %s", msg)
+                elif severity == warning:
+                    _LOG.warning("TensorRT: %s", msg)
+                elif severity == info:
+                    _LOG.info("TensorRT: %s", msg)
+                else:
+                    _LOG.debug("TensorRT: %s", msg)
+                listener = self.listener
+                if listener is not None and (severity in errors or severity in (warning, info)):
+                    listener("TensorRT: {}".format(_one_line(msg)))
+            except Exception:  # noqa: BLE001 - a log line is not worth an abort
+                pass
 
         def errors_since(self, mark):
             """Errors logged after ``mark`` (a value of ``len(self.errors)`` taken earlier)."""
@@ -90,13 +102,29 @@ def _logger_class(trt):
     return CapturingLogger
 
 
-def numpy_dtype(trt, trt_dtype, what):
-    """``trt.nptype`` with a one-line error for types numpy cannot hold."""
-    try:
-        return np.dtype(trt.nptype(trt_dtype))
-    except (TypeError, KeyError) as exc:
-        raise EngineCompatibilityError("{} has TensorRT type {} which numpy cannot hold ({})".format(
-            what, trt_dtype, exc)) from None
+# TensorRT DataType member name -> numpy type. Not ``trt.nptype``: TensorRT <= 8.5 builds its
+# table with ``np.bool``, which numpy 1.24 - 1.26 removed (NVIDIA/TensorRT issues 2557, 2701).
+_NUMPY_TYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
+                "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
+
+
+def data_type_name(trt_dtype):
+    """The member name of a ``trt.DataType`` ("FLOAT"), from ``.name`` or its ``str()``."""
+    name = getattr(trt_dtype, "name", None)
+    if not isinstance(name, str):
+        name = str(trt_dtype)
+    return name.rsplit(".", 1)[-1].upper()
+
+
+def numpy_dtype(trt_dtype, what):
+    """The numpy dtype of TensorRT type ``trt_dtype`` (of tensor ``what``); a one-line error for
+    types numpy cannot hold (FP8, BF16, INT4 ...)."""
+    name = data_type_name(trt_dtype)
+    numpy_type = _NUMPY_TYPES.get(name)
+    if numpy_type is None:
+        raise EngineCompatibilityError("{} has TensorRT type {} which numpy cannot hold".format(
+            what, name))
+    return np.dtype(numpy_type)
 
 
 class _Tensor(object):
@@ -176,7 +204,7 @@ class TensorRTEngine(Engine):
             name = engine.get_tensor_name(index)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             shape = tuple(engine.get_tensor_shape(name))
-            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name), "tensor '{}'".format(name))
+            dtype = numpy_dtype(engine.get_tensor_dtype(name), "tensor '{}'".format(name))
             profile = None
             if is_input and -1 not in shape:
                 profile = (shape, shape, shape)
@@ -198,7 +226,7 @@ class TensorRTEngine(Engine):
             name = engine.get_binding_name(index)
             is_input = bool(engine.binding_is_input(index))
             shape = tuple(engine.get_binding_shape(index))
-            dtype = numpy_dtype(trt, engine.get_binding_dtype(index), "binding '{}'".format(name))
+            dtype = numpy_dtype(engine.get_binding_dtype(index), "binding '{}'".format(name))
             profile = None
             if is_input and -1 not in shape:
                 profile = (shape, shape, shape)

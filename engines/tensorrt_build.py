@@ -2,9 +2,10 @@
 
 ``build_tensorrt(onnx_path, BuildConfig(...))`` -> ``(engine_bytes, facts)``: parses the ONNX
 (explicit batch), adds one optimization profile from the config's min/opt/max batch, sets the
-workspace, FP16/INT8 (checked against what the GPU supports) and, for INT8, a calibrator that
-reads ``config.calibration_cache`` (or any calibrator passed in), then
-``build_serialized_network``. Features are chosen with ``hasattr`` so one code path serves
+workspace, FP16/INT8 (checked against what the GPU supports) and, for INT8, a calibrator passed in
+(as Polygraphy's ``CreateConfig(calibrator=...)``; see :mod:`engines.tensorrt_calibrator`) or one
+reading ``config.calibration_cache``, then ``build_serialized_network`` with progress
+(:mod:`engines.tensorrt_progress`). Features are chosen with ``hasattr`` so one code path serves
 TensorRT 8.0/8.2 (Jetson Nano), 8.5/8.6 and 10.x; TensorRT 11 (no FP16/INT8 builder flags) builds
 fp32 networks whose precision lives in the ONNX.
 """
@@ -17,13 +18,16 @@ from basics.lazy import lazy_import
 from engines import cuda_memory
 from engines.base import TensorSpec
 from engines.tensorrt_backend import get_logger, numpy_dtype
+from engines.tensorrt_calibrator import make_calibrator, read_cache
+from engines.tensorrt_progress import build_progress
 
 
-def build_tensorrt(onnx_path, config, trt=None, calibrator=None):
+def build_tensorrt(onnx_path, config, trt=None, calibrator=None, progress=None):
     """``(engine_bytes, facts)`` for ``onnx_path`` built with ``config`` (a BuildConfig).
 
-    ``calibrator``: an INT8 calibrator (see :mod:`calibration.trt_calibrator`) to use instead of
-    one reading ``config.calibration_cache``. ``facts``: tensorrt_version, gpu_name,
+    ``calibrator``: an INT8 calibrator (:func:`engines.tensorrt_calibrator.make_calibrator`) to use
+    instead of one reading ``config.calibration_cache``; ``progress``: a callable taking one line
+    of text, told how the build goes (None: silent). ``facts``: tensorrt_version, gpu_name,
     compute_capability ("5.3"), platform_has_fast_fp16/int8, inputs/outputs (TensorSpec dicts),
     notes (list of strings).
     """
@@ -66,10 +70,12 @@ def build_tensorrt(onnx_path, config, trt=None, calibrator=None):
                 _keep_float(trt, network, builder_config, config.float_layers, notes)
     try:
         with _calibration_context(calibrator if config.precision == "int8" else None):
-            serialized = builder.build_serialized_network(network, builder_config)
+            with build_progress(trt, builder_config, logger, progress):
+                serialized = builder.build_serialized_network(network, builder_config)
     finally:
         if own_calibrator is not None:
             own_calibrator.close()
+    notes.extend(getattr(calibrator, "notes", None) or [])
     if serialized is None or getattr(calibrator, "error", None):
         # a calibrator's error stops the calibration early: never ship what came out of it
         raise InputError(_build_failure(trt, logger.errors_since(mark), calibrator, onnx_path))
@@ -114,7 +120,7 @@ def _tensors(trt, network, count, get):
         tensor = get(index)
         name = tensor.name
         specs.append(TensorSpec(name, tuple(tensor.shape),
-                                numpy_dtype(trt, tensor.dtype, "tensor '{}'".format(name))))
+                                numpy_dtype(tensor.dtype, "tensor '{}'".format(name))))
     return specs
 
 
@@ -136,7 +142,10 @@ def _add_profile(builder, builder_config, inputs, config, onnx_path):
         tail = tuple(spec.shape[1:])
         profile.set_shape(spec.name, (config.min_batch,) + tail, (config.opt_batch,) + tail,
                           (config.max_batch,) + tail)
-    builder_config.add_optimization_profile(profile)
+    if builder_config.add_optimization_profile(profile) < 0:  # -1: TensorRT refused it
+        raise InputError("TensorRT refused the optimization profile batch {}..{}..{} for {} "
+                         "(see the TensorRT log)".format(config.min_batch, config.opt_batch,
+                                                         config.max_batch, onnx_path))
     return {"min_batch": config.min_batch, "opt_batch": config.opt_batch,
             "max_batch": config.max_batch}
 
@@ -193,7 +202,6 @@ def _keep_float(trt, network, builder_config, names, notes):
 
 def _cache_calibrator(trt, network, config, onnx_path, notes):
     """A calibrator that hands TensorRT ``config.calibration_cache``; None for a Q/DQ network."""
-    from calibration.trt_calibrator import make_calibrator, read_cache
     if config.calibration_cache is None:
         if has_qdq_layers(trt, network):
             notes.append("int8: explicit quantization from the model's Q/DQ nodes")
@@ -227,7 +235,9 @@ def _set_calibrator(trt, builder, builder_config, calibrator, inputs, notes):
             for spec in dynamic:
                 shape = (batch,) + tuple(spec.shape[1:])
                 profile.set_shape(spec.name, shape, shape, shape)
-            builder_config.set_calibration_profile(profile)
+            if builder_config.set_calibration_profile(profile) is False:
+                raise InputError("TensorRT refused the calibration profile (batch {}) for inputs "
+                                 "{}".format(batch, [spec.name for spec in dynamic]))
     if _version_at_least(trt, "10.1"):
         notes.append("int8: implicit (calibrated) INT8 is deprecated from TensorRT 10.1; a Q/DQ "
                      "ONNX is the future-proof path")

@@ -140,7 +140,7 @@ class DeploymentSpec(object):
         memo = _parse_memo(data.get("memo"), base_dir)
         prep = None
         if data.get("preprocessing") is not None:
-            from calibration.preprocess import Preprocessing
+            from engines.preprocess import Preprocessing
             prep = Preprocessing.from_dict(data["preprocessing"])
         threads = _integer(data.get("threads", 0), "threads", minimum=0)
         unused = sorted(set(engines) - set(strategy.engine_names()))
@@ -433,7 +433,7 @@ def _class_names(node, engines, num_classes):
 
 
 def _preprocessing(spec, engines):
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     if spec.preprocessing is not None:
         return spec.preprocessing
     found = {}

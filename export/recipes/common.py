@@ -30,7 +30,7 @@ from basics.errors import InputError
 from basics.fileio import write_bytes_atomic
 from basics.progress import progress_bar
 from calibration.datasets import list_image_folder, load_dataset, resolve_data
-from calibration.preprocess import Preprocessing
+from engines.preprocess import Preprocessing
 from calibration.splits import SPLIT_FRACTIONS, make_split_file, whole_data
 
 MIN_SAMPLES = 10

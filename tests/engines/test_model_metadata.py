@@ -4,7 +4,7 @@ import pytest
 
 from basics.errors import InputError
 from basics.fileio import sha256_file
-from calibration.preprocess import Preprocessing
+from engines.preprocess import Preprocessing
 from engines.base import TensorSpec
 from engines.model_metadata import ModelMetadata, sidecar_path
 

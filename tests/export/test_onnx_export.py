@@ -11,7 +11,7 @@ from torch import nn  # noqa: E402
 
 from basics.errors import InputError  # noqa: E402
 from basics.fileio import sha256_file  # noqa: E402
-from calibration.preprocess import Preprocessing  # noqa: E402
+from engines.preprocess import Preprocessing  # noqa: E402
 from engines.model_metadata import ModelMetadata  # noqa: E402
 from engines.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
 from export import models  # noqa: E402

@@ -141,7 +141,7 @@ def test_image_folder_runs_through_the_encoded_path(models, digits_splits, monke
 
 def test_preprocessing_comes_from_the_engines_metadata(models, digits_splits):
     from basics.fileio import sha256_file
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from engines.model_metadata import ModelMetadata
     for name in ("linear", "small"):
         path = str(models / (name + ".onnx"))
@@ -160,7 +160,7 @@ def test_preprocessing_comes_from_the_engines_metadata(models, digits_splits):
 
 def test_engines_with_different_preprocessing_need_one_in_the_spec(models):
     from basics.fileio import sha256_file
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from engines.model_metadata import ModelMetadata
     path = str(models / "linear.onnx")
     ModelMetadata(preprocessing=Preprocessing(mean=[0.5], std=[0.25]),

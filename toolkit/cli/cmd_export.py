@@ -64,7 +64,7 @@ def export(model, weights, input_shape, output, static_batch, opset, input_name,
           --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --labels-file classes.txt
       toolkit export my_net.py:build --input-shape 4x3x32x32 --static-batch -o net.onnx
     """
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from engines.base import parse_shape
     from engines.model_metadata import ModelMetadata
     from export.model_loader import load_model

@@ -15,6 +15,10 @@ def info(as_json, root):
     backends are usable (TensorRT, ONNX Runtime and its providers, CUDA bindings, torch), and
     which INT8 path this CPU takes on ONNX Runtime (x86 VNNI or not, ARM dot product or not).
 
+    Then it checks the device install (docs/jetson.md) and says how to fix what is wrong: Python
+    vs JetPack, numpy vs TensorRT, OPENBLAS_CORETYPE with numpy 1.19.5 on aarch64, tensorrt
+    importable from this venv, pip new enough for manylinux2014 wheels.
+
     \b
     Examples:
       toolkit info
@@ -85,6 +89,18 @@ def info_lines(facts):
             cpu_int8["arch"], cpu_int8["instructions"], cpu_int8["form"], cpu_int8["reason"]))
     lines.append("build        `toolkit build` makes {} engines here".format(
         "TensorRT" if backends["tensorrt"]["usable"] else "ONNX Runtime"))
+    lines.extend(install_check_lines(facts.get("install_checks", ())))
+    return lines
+
+
+def install_check_lines(checks):
+    """One line per install check (docs/jetson.md), and a ``fix:`` line under each wrong one."""
+    lines = []
+    for check in checks:
+        state = {True: "ok", False: "FIX", None: "-"}[check["ok"]]
+        lines.append("check        {:<4} {:<9} {}".format(state, check["name"], check["detail"]))
+        if check["fix"]:
+            lines.append("               fix: {}".format(check["fix"]))
     return lines
 
 

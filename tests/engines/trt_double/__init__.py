@@ -11,7 +11,7 @@ CPU; it is strict about the API (only names that exist in the real version, see
 page-locked host memory, stream synchronization, the calibration protocol). It proves the
 backend's logic and API usage, not TensorRT's speed or numerics.
 """
-from tests.engines.trt_double.fake_tensorrt import engine_header  # noqa: F401
+from tests.engines.trt_double.fake_tensorrt import TensorRTAbort, engine_header  # noqa: F401
 from tests.engines.trt_double.install import (  # noqa: F401
     MODES,
     TrtDouble,

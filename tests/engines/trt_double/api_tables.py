@@ -1,7 +1,10 @@
 """What the TEST DOUBLE exposes, per mode: a small subset of each real API, name for name.
 
 ``TRT["8.2"]`` is the binding-index generation (must exist in TensorRT 8.0.1 *and* 8.2.1, the
-Jetson Nano's two releases); ``TRT["10"]`` the tensor-name generation (must exist in 10.16).
+Jetson Nano's two releases); ``TRT["10"]`` the tensor-name generation (must exist in 10.16);
+``TRT["8.5"]`` (JetPack 5.1's 8.5.2) has both: no name list of 8.5 is bundled, so each of its names
+must exist in 8.2 or in 10.16, and the table leaves out what 8.5 lacks (``get_tensor_profile_shape``
+came in 8.6, INT64 in 9.0, the progress monitor in 8.6/10).
 ``PYCUDA`` must exist in pycuda 2022.1 (the newest for Python 3.6). ``CUDART`` lists the
 cuda-python runtime names the double offers; no reference list is bundled for cuda-python, so
 they were checked by hand (import + hasattr, CPU only) in the wheels of cuda-python 11.8.3
@@ -69,7 +72,6 @@ _TRT_BINDINGS = {  # 8.0 / 8.2 only (gone in 10)
 
 _TRT_TENSORS = {  # 10.x only (the tensor-name API came in 8.5)
     "BuilderFlag": ["OBEY_PRECISION_CONSTRAINTS"],
-    "": ["MemoryPoolType", "TensorIOMode"],
     "MemoryPoolType": ["WORKSPACE"],
     "TensorIOMode": ["NONE", "INPUT", "OUTPUT"],
     "IBuilderConfig": ["set_memory_pool_limit", "get_memory_pool_limit"],
@@ -78,6 +80,14 @@ _TRT_TENSORS = {  # 10.x only (the tensor-name API came in 8.5)
     "IExecutionContext": ["set_input_shape", "get_tensor_shape", "set_tensor_address",
                           "get_tensor_address", "execute_async_v3"],
     "DataType": ["INT64", "UINT8"],
+    "": ["MemoryPoolType", "TensorIOMode", "IProgressMonitor"],
+    "IProgressMonitor": ["__init__", "phase_start", "step_complete", "phase_finish"],
+}
+_TRT_TENSORS["IBuilderConfig"] = _TRT_TENSORS["IBuilderConfig"] + ["progress_monitor"]
+
+_TRT_85_LACKS = {  # what 8.5.2 does not have of the 10.x tensor-name additions
+    "": ["IProgressMonitor"], "IProgressMonitor": None, "DataType": ["INT64"],
+    "ICudaEngine": ["get_tensor_profile_shape"], "IBuilderConfig": ["progress_monitor"],
 }
 
 
@@ -89,10 +99,21 @@ def _merge(*tables):
     return {key: frozenset(names) for key, names in merged.items()}
 
 
-TRT = {"8.2": _merge(_TRT_COMMON, _TRT_BINDINGS), "10": _merge(_TRT_COMMON, _TRT_TENSORS)}
+def _without(table, lacks):
+    result = {}
+    for key, names in table.items():
+        if key in lacks and lacks[key] is None:
+            continue
+        result[key] = frozenset(names - set(lacks.get(key) or ()))
+    return result
+
+
+TRT = {"8.2": _merge(_TRT_COMMON, _TRT_BINDINGS),
+       "8.5": _without(_merge(_TRT_COMMON, _TRT_BINDINGS, _TRT_TENSORS), _TRT_85_LACKS),
+       "10": _merge(_TRT_COMMON, _TRT_TENSORS)}
 
 # TensorRT version strings the double reports by default, per mode
-TRT_VERSIONS = {"8.2": "8.2.1.8", "10": "10.16.1.11"}
+TRT_VERSIONS = {"8.2": "8.2.1.8", "8.5": "8.5.2.2", "10": "10.16.1.11"}
 
 PYCUDA = _merge({
     "driver": ["init", "Device", "Context", "Stream", "DeviceAllocation",

@@ -162,19 +162,44 @@ def build_pycuda(gpu, version=(2022, 1)):
 
     DeviceAllocation = strict_class("DeviceAllocation", (_DeviceAllocation,), {}, FAMILY,
                                     "driver.DeviceAllocation", _exposed("driver.DeviceAllocation"))
+    class _PagelockedHostAllocation(object):
+        """The page-locked memory behind a ``pagelocked_empty`` array (the array's ``base``)."""
+
+        def __init__(self, nbytes):
+            self._storage = np.zeros(max(16, int(nbytes)), dtype=np.uint8)
+            self._address = self._storage.ctypes.data
+            self._freed = False
+            gpu.pin(self._address, self._storage.nbytes)
+            gpu.counts["host_alloc"] = gpu.counts.get("host_alloc", 0) + 1
+
+        def free(self):
+            guard("cuMemFreeHost")
+            if not self._freed:
+                gpu.unpin(self._address)
+                self._freed = True
+                gpu.counts["host_free"] = gpu.counts.get("host_free", 0) + 1
+
+        @property
+        def __array_interface__(self):
+            return {"shape": (self._storage.nbytes,), "typestr": "|u1", "version": 3,
+                    "data": (self._address, False)}
+
     PagelockedHostAllocation = strict_class(
-        "PagelockedHostAllocation", (object,), {"free": lambda self: None}, FAMILY,
+        "PagelockedHostAllocation", (_PagelockedHostAllocation,), {}, FAMILY,
         "driver.PagelockedHostAllocation", _exposed("driver.PagelockedHostAllocation"))
 
     def mem_alloc(nbytes):
         guard("cuMemAlloc")
-        return DeviceAllocation(gpu.malloc(nbytes))
+        return DeviceAllocation(gpu.malloc(nbytes, primary=gpu.context_stack()[-1]._primary))
 
     def pagelocked_empty(shape, dtype, order="C", mem_flags=0):
+        """A numpy array over a PagelockedHostAllocation (its ``base``), as pycuda's is."""
         guard("cuMemHostAlloc")
-        array = np.empty(shape, dtype=dtype, order=order)
-        gpu.pin(array.ctypes.data, max(1, array.nbytes))
-        return array
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        allocation = PagelockedHostAllocation(count * dtype.itemsize)
+        array = np.asarray(allocation)[:count * dtype.itemsize].view(dtype)
+        return array.reshape(shape, order=order)
 
     def _pointer(dest):
         if isinstance(dest, (_DeviceAllocation,)):

@@ -1,11 +1,21 @@
-"""A TEST DOUBLE of the ``tensorrt`` Python module, in two generations. NOT TensorRT.
+"""A TEST DOUBLE of the ``tensorrt`` Python module, in three generations. NOT TensorRT.
 
 - mode ``"8.2"`` (Jetson Nano: TensorRT 8.0.1 / 8.2.1): binding indices (``num_bindings``,
   ``set_binding_shape``, ``execute_async_v2``), ``max_workspace_size``, ``EXPLICIT_BATCH``
   required by the ONNX parser, no ``MemoryPoolType``/``TensorIOMode``/``num_io_tensors``;
+- mode ``"8.5"`` (JetPack 5.1: TensorRT 8.5.2): both the binding and the tensor-name API, but no
+  ``get_tensor_profile_shape`` (``get_profile_shape(profile, name)`` instead), no INT64, no
+  progress monitor;
 - mode ``"10"``: tensor names (``num_io_tensors``, ``set_input_shape``, ``set_tensor_address``,
   ``execute_async_v3``), ``set_memory_pool_limit``, no bindings; ``int8_calibrator`` and
-  ``set_calibration_profile`` warn (DeprecationWarning) as in 10.16.
+  ``set_calibration_profile`` warn (DeprecationWarning) as in 10.16; ``IProgressMonitor``.
+
+As real TensorRT does: ``trt.nptype`` fails in 8.x when numpy has no ``np.bool`` (1.24 - 1.26);
+an ``IHostMemory`` has ``nbytes`` and the buffer protocol but no ``len()``; a Python exception
+escaping a callback TensorRT makes (calibrator, logger, progress monitor), or a wrongly typed
+return value (a float batch size), aborts the process in 8.x (C++ ``noexcept``): the double
+raises :class:`TensorRTAbort` (a BaseException, so no ``except Exception`` hides it); device
+pointers from a non-primary CUDA context are illegal addresses.
 
 "Building" keeps the ONNX bytes: a serialized engine is a header (magic, TensorRT version, GPU,
 precision flags, profile, calibration scales) + the ONNX model. "Executing" reads the inputs from
@@ -28,6 +38,21 @@ from tests.engines.trt_double.gpu import FakeCudaError
 from tests.engines.trt_double.strict import StrictModule, make_enum, strict_class
 
 MAGIC = b"TRTDOUBLE\0"
+
+
+class TensorRTAbort(BaseException):
+    """What the real process does instead: ``terminate called ...`` and SIGABRT."""
+
+
+def callback(obj, name, *args, **kwargs):
+    """Call Python override ``name`` of ``obj`` as TensorRT does: nothing may escape it."""
+    try:
+        return getattr(obj, name)(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the C++ caller is noexcept
+        raise TensorRTAbort("a Python exception escaped {}.{}() called by TensorRT (noexcept): "
+                            "the process aborts ({}: {})".format(type(obj).__name__, name,
+                                                                 type(exc).__name__, exc))
+
 _SESSIONS = {}  # sha256 of ONNX bytes -> onnxruntime session (shared across doubles)
 
 # ONNX element types -> DataType member names (8.x narrows INT64 to INT32 like the real parser)
@@ -63,13 +88,18 @@ def _version_number(version):
     return major * (1000 if major < 10 else 10000) + minor * 100 + patch
 
 
-def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
-    """A fresh fake ``tensorrt`` module for ``mode`` ("8.2" or "10") over FakeGpu ``gpu``."""
+def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True, numpy_has_bool=None):
+    """A fresh fake ``tensorrt`` module for ``mode`` ("8.2", "8.5" or "10") over FakeGpu ``gpu``.
+
+    ``numpy_has_bool``: whether ``np.bool`` exists (None: ask this numpy; False: numpy 1.24-1.26).
+    """
     if mode not in TRT:
         raise ValueError("mode must be one of {}".format(sorted(TRT)))
     family = "trt-" + mode
     table = TRT[mode]
-    binding_api = mode == "8.2"
+    binding_api = mode in ("8.2", "8.5")  # the 8.x generation (8.5 has both APIs)
+    if numpy_has_bool is None:
+        numpy_has_bool = "bool" in np.__dict__
 
     def cls(name, impl, api=None):
         api = api or name
@@ -101,6 +131,9 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         return getattr(DataType, name)
 
     def nptype(trt_type):
+        if binding_api and not numpy_has_bool:  # 8.0 - 8.5 build their table with np.bool
+            raise AttributeError("module 'numpy' has no attribute 'bool'.\n`np.bool` was a "
+                                 "deprecated alias for the builtin `bool`.")
         if not isinstance(trt_type, DataType):
             raise TypeError("nptype expects a tensorrt.DataType, got {!r}".format(trt_type))
         return _NP[trt_type._name]
@@ -148,7 +181,7 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
                 type(logger).__name__))
 
     def emit(logger, severity, message):
-        logger.log(severity, message)
+        callback(logger, "log", severity, message)
 
     # -- network, parser -------------------------------------------------------------------
     class _ITensor(object):
@@ -325,6 +358,21 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
             self._calibrator = None
             self._calibration_profile = None
             self._workspace = 0
+            self._monitor = None
+
+        def _get_monitor(self):
+            return self._monitor
+
+        def _set_monitor(self, monitor):
+            if monitor is not None:
+                if not isinstance(monitor, IProgressMonitor):
+                    raise TypeError("progress_monitor must be a tensorrt.IProgressMonitor")
+                if not monitor.__dict__.get("_initialised"):
+                    raise TypeError("{}.__init__() must be called when overriding __init__".format(
+                        type(monitor).__name__))
+            self._monitor = monitor
+
+        progress_monitor = property(_get_monitor, _set_monitor)  # 10.x (trimmed by the table)
 
         def set_flag(self, flag):
             if not isinstance(flag, BuilderFlag):
@@ -346,13 +394,13 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         num_optimization_profiles = property(lambda self: len(self._profiles))
 
         def _get_calibrator(self):
-            if not binding_api:
+            if mode == "10":
                 warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
                               DeprecationWarning, stacklevel=2)
             return self._calibrator
 
         def _set_calibrator(self, calibrator):
-            if not binding_api:
+            if mode == "10":
                 warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
                               DeprecationWarning, stacklevel=2)
             if calibrator is not None:
@@ -366,7 +414,7 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         int8_calibrator = property(_get_calibrator, _set_calibrator)
 
         def set_calibration_profile(self, profile):
-            if not binding_api:
+            if mode == "10":
                 warnings.warn("Deprecated in TensorRT 10.1. Superseded by explicit quantization.",
                               DeprecationWarning, stacklevel=2)
             if not profile._valid:
@@ -405,11 +453,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         nbytes = property(lambda self: len(self._data))
         dtype = property(lambda self: DataType.UINT8)
 
-        def __bytes__(self):
+        def __bytes__(self):  # the real one has the buffer protocol, which bytes() uses
             return self._data
-
-        def __len__(self):
-            return len(self._data)
 
     IHostMemory = cls("IHostMemory", _IHostMemory)
 
@@ -431,11 +476,27 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
             return IOptimizationProfile()
 
         def build_serialized_network(self, network, config):
+            emit(self._logger, Severity.INFO, "[MemUsageChange] Init CUDA: CPU +0, GPU +0, now: "
+                 "CPU 0, GPU 0 (MiB)")
+            monitor = config._monitor
+            phases = ("Building engine", "Timing tactics")
             try:
+                for phase in phases:
+                    if monitor is not None:
+                        callback(monitor, "phase_start", phase, None if phase == phases[0]
+                                 else phases[0], 2)
+                        for step in range(2):
+                            if callback(monitor, "step_complete", phase, step) is False:
+                                self._error("Build was cancelled by the progress monitor.")
+                    emit(self._logger, Severity.INFO, "{}: done".format(phase))
                 header = self._build(network, config)
+                if monitor is not None:
+                    for phase in reversed(phases):
+                        callback(monitor, "phase_finish", phase)
             except _BuildError as exc:
                 emit(self._logger, Severity.ERROR, str(exc))
                 return None
+            emit(self._logger, Severity.INFO, "Total Host Persistent Memory: 0")
             blob = json.dumps(header, sort_keys=True).encode()
             return IHostMemory(MAGIC + struct.pack("<I", len(blob)) + blob + network._onnx)
 
@@ -497,19 +558,27 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
                 self._error("Calibration failure occurred with no scaling factors detected. This "
                             "could be due to no int8 calibrator or insufficient custom scales for "
                             "network layers.")
-            algorithm = calibrator.get_algorithm()
+            algorithm = callback(calibrator, "get_algorithm")
             tag = {"ENTROPY_CALIBRATION_2": "EntropyCalibration2",
                    "MINMAX_CALIBRATION": "MinMaxCalibration"}.get(algorithm._name,
                                                                   algorithm._name)
             header = "TRT-{}-{}".format(_version_number(version), tag)
-            cache = calibrator.read_calibration_cache()
+            cache = callback(calibrator, "read_calibration_cache")
+            if cache is not None and not isinstance(cache, (bytes, bytearray, memoryview)):
+                raise TensorRTAbort("read_calibration_cache() returned {}: Unable to cast Python "
+                                    "instance to C++ type (a buffer or None)".format(
+                                        type(cache).__name__))
             if cache:
                 lines = bytes(cache).decode("ascii", "replace").splitlines()
                 if lines and lines[0].strip() == header:
                     return dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
                 emit(self._logger, Severity.WARNING, "The calibration cache header '{}' does not "
                      "match '{}': recalibrating".format(lines[0] if lines else "", header))
-            batch = int(calibrator.get_batch_size())
+            batch = callback(calibrator, "get_batch_size")
+            if isinstance(batch, bool) or not isinstance(batch, int):
+                raise TensorRTAbort("get_batch_size() returned {!r}: Unable to cast Python "
+                                    "instance of type {} to C++ type 'int'".format(
+                                        batch, type(batch).__name__))
             names = [t._name for t in network._inputs]
             shapes = {}
             for tensor in network._inputs:
@@ -533,7 +602,7 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
             batches = 0
             session = _session(network._onnx)
             while True:
-                pointers = calibrator.get_batch(names)
+                pointers = callback(calibrator, "get_batch", names)
                 if pointers is None:
                     break
                 if len(pointers) != len(names):
@@ -544,7 +613,7 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
                     shape, dtype = shapes[name]
                     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
                     try:
-                        raw = gpu.region(int(pointer), nbytes)
+                        raw = gpu.trt_region(int(pointer), nbytes)
                     except (FakeCudaError, TypeError, ValueError) as exc:
                         self._error("calibration batch for '{}': {}".format(name, exc))
                     feeds[name] = raw.copy().view(dtype).reshape(shape)
@@ -561,10 +630,26 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
             scales = {name: struct.pack(">f", max(value, 1e-8) / 127.0).hex()
                       for name, value in sorted(amax.items())}
             text = "\n".join([header] + ["{}: {}".format(k, v) for k, v in scales.items()]) + "\n"
-            calibrator.write_calibration_cache(memoryview(text.encode("ascii")))
+            callback(calibrator, "write_calibration_cache", memoryview(text.encode("ascii")))
             return scales
 
     Builder = cls("Builder", _Builder)
+
+    # -- progress monitor (10.x) -------------------------------------------------------------
+    class _IProgressMonitor(object):
+        def __init__(self):
+            self._initialised = True
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            pass
+
+        def step_complete(self, phase_name, step):
+            return True
+
+        def phase_finish(self, phase_name):
+            pass
+
+    IProgressMonitor = cls("IProgressMonitor", _IProgressMonitor)
 
     # -- calibrators -----------------------------------------------------------------------
     class _IInt8Calibrator(object):
@@ -777,7 +862,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
                 for tensor in self._engine._io:
                     shape = self._shape(tensor)
                     nbytes = int(np.prod(shape, dtype=np.int64)) * tensor.itemsize
-                    regions[tensor.name] = (gpu.region(int(pointers[tensor.name]), nbytes), shape)
+                    regions[tensor.name] = (gpu.trt_region(int(pointers[tensor.name]), nbytes),
+                                            shape)
             except (FakeCudaError, KeyError, TypeError) as exc:
                 emit(logger, Severity.ERROR, "1: [enqueue] Cuda Runtime (invalid argument): "
                      "{}".format(exc))
@@ -831,7 +917,7 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         def set_tensor_address(self, name, memory):
             tensor = self._engine._tensor(str(name))
             try:
-                gpu.region(int(memory), 1)
+                gpu.trt_region(int(memory), 1)
             except FakeCudaError as exc:
                 emit(self._engine._logger, Severity.ERROR, "setTensorAddress: {}".format(exc))
                 return False
@@ -865,9 +951,11 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True):
         "IOptimizationProfile": IOptimizationProfile, "IHostMemory": IHostMemory,
         "ICudaEngine": ICudaEngine, "IExecutionContext": IExecutionContext, "nptype": nptype,
         "volume": volume, "MemoryPoolType": MemoryPoolType, "TensorIOMode": TensorIOMode,
+        "IProgressMonitor": IProgressMonitor,
     }
     for name, value in members.items():
-        object.__setattr__(module, name, value)
+        if name in table[""]:
+            object.__setattr__(module, name, value)
     return module
 
 

@@ -39,6 +39,7 @@ class FakeGpu(object):
         self.cc = tuple(cc)
         self.total_bytes = total_bytes
         self.allocations = {}  # pointer -> np.uint8 array
+        self.private = set()  # pointers allocated in a non-primary pycuda context
         self.pinned = {}  # host address -> nbytes
         self.streams = {}
         self._next_pointer = self.POINTER_BASE
@@ -47,7 +48,8 @@ class FakeGpu(object):
         self.counts = {"malloc": 0, "free": 0, "htod": 0, "dtoh": 0, "sync": 0, "launch": 0}
 
     # -- device memory ---------------------------------------------------------------------
-    def malloc(self, nbytes):
+    def malloc(self, nbytes, primary=True):
+        """A new allocation; ``primary=False``: made in a non-primary context (make_context)."""
         nbytes = int(nbytes)
         if nbytes <= 0:
             raise FakeCudaError("invalid allocation size {}".format(nbytes))
@@ -56,6 +58,8 @@ class FakeGpu(object):
         pointer = self._next_pointer
         self._next_pointer += (nbytes + self.ALIGN - 1) // self.ALIGN * self.ALIGN + self.ALIGN
         self.allocations[pointer] = np.zeros(nbytes, dtype=np.uint8)
+        if not primary:
+            self.private.add(pointer)
         self.counts["malloc"] += 1
         return pointer
 
@@ -64,6 +68,7 @@ class FakeGpu(object):
             raise FakeCudaError("free of a pointer that is not a live allocation: {:#x}".format(
                 int(pointer)))
         del self.allocations[pointer]
+        self.private.discard(pointer)
         self.counts["free"] += 1
 
     def region(self, pointer, nbytes):
@@ -79,6 +84,18 @@ class FakeGpu(object):
                 return buffer[offset:offset + nbytes]
         raise FakeCudaError("{:#x} is not a device pointer (no live allocation holds it)".format(
             pointer))
+
+    def trt_region(self, pointer, nbytes):
+        """:meth:`region` as TensorRT sees it: TensorRT runs in the device's primary context (the
+        CUDA runtime's), so memory of another context (``pycuda.autoinit``, ``make_context``) is
+        an illegal address there."""
+        region = self.region(pointer, nbytes)
+        for base in self.private:
+            if base <= int(pointer) < base + self.allocations[base].nbytes:
+                raise FakeCudaError("{:#x} belongs to a non-primary CUDA context (pycuda.autoinit / "
+                                    "make_context); TensorRT runs in the primary context: an "
+                                    "illegal memory access".format(int(pointer)))
+        return region
 
     # -- host memory -----------------------------------------------------------------------
     def pin(self, address, nbytes):

@@ -6,7 +6,7 @@ import pytest
 def small_recipe_data(digits_splits):
     """RecipeData of 300 train / 100 val / 100 test digits (8x8, identity preprocessing)."""
     pytest.importorskip("torch")
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from export.recipes.common import RecipeData
     train, val, test = digits_splits
     return RecipeData("digits", train.subset(slice(0, 300)), val.subset(slice(0, 100)),

@@ -120,7 +120,7 @@ def test_converter_outputs_images(trained_cbnet, small_recipe_data):
 
 def test_cbnet_needs_sides_divisible_by_4(tmp_path):
     from calibration.datasets import Dataset
-    from calibration.preprocess import Preprocessing
+    from engines.preprocess import Preprocessing
     from export.recipes.common import RecipeData
     rng = np.random.RandomState(0)
     part = Dataset(rng.rand(12, 1, 6, 6), np.arange(12) % 2, ["a", "b"])

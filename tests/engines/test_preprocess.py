@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from basics.errors import InputError
-from calibration.preprocess import Preprocessing, resize_bilinear, to_nchw_float
+from engines.preprocess import Preprocessing, resize_bilinear, to_nchw_float
 
 
 def test_identity_passes_float_nchw_through(rng):
