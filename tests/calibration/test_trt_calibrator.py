@@ -8,6 +8,7 @@ import pytest
 
 from basics.errors import InputError
 from calibration import trt_calibrator
+from engines import tensorrt_calibrator
 from tests.engines.trt_double import install_trt_double
 
 pytest.importorskip("onnx")
@@ -19,9 +20,9 @@ def double(request, monkeypatch):
 
 
 def test_parse_cache_reads_header_and_algorithm():
-    cache = trt_calibrator.parse_cache(b"TRT-8201-EntropyCalibration2\ninput: 3c010a14\n")
+    cache = tensorrt_calibrator.parse_cache(b"TRT-8201-EntropyCalibration2\ninput: 3c010a14\n")
     assert (cache.header, cache.algorithm) == ("TRT-8201-EntropyCalibration2", "entropy2")
-    assert trt_calibrator.parse_cache(b"TRT-101601-MinMaxCalibration\n").algorithm == "minmax"
+    assert tensorrt_calibrator.parse_cache(b"TRT-101601-MinMaxCalibration\n").algorithm == "minmax"
 
 
 @pytest.mark.parametrize("data, message", [
@@ -32,16 +33,16 @@ def test_parse_cache_reads_header_and_algorithm():
 ])
 def test_parse_cache_rejects(data, message):
     with pytest.raises(InputError, match=message):
-        trt_calibrator.parse_cache(data)
+        tensorrt_calibrator.parse_cache(data)
 
 
 def test_read_cache_missing_and_empty(tmp_path):
     with pytest.raises(InputError, match="no such calibration cache"):
-        trt_calibrator.read_cache(str(tmp_path / "none.cache"))
+        tensorrt_calibrator.read_cache(str(tmp_path / "none.cache"))
     empty = tmp_path / "empty.cache"
     empty.write_bytes(b"")
     with pytest.raises(InputError, match="is empty"):
-        trt_calibrator.read_cache(str(empty))
+        tensorrt_calibrator.read_cache(str(empty))
 
 
 def test_iter_batches_drops_the_partial_batch_and_casts():
@@ -64,19 +65,19 @@ def test_iter_batches_rejects(images, batch_size, max_batches, message):
 
 def test_make_calibrator_rejects_bad_arguments(double):
     with pytest.raises(InputError, match="needs batches of data or a calibration cache"):
-        trt_calibrator.make_calibrator()
+        tensorrt_calibrator.make_calibrator()
     with pytest.raises(InputError, match="overwrite=True needs batches"):
-        trt_calibrator.make_calibrator(cache_path="x.cache", overwrite=True)
+        tensorrt_calibrator.make_calibrator(cache_path="x.cache", overwrite=True)
     with pytest.raises(InputError, match="algorithm must be one of entropy2, minmax"):
-        trt_calibrator.make_calibrator("percentile", cache_path="x.cache")
+        tensorrt_calibrator.make_calibrator("percentile", cache_path="x.cache")
     with pytest.raises(InputError, match="has no batches"):
-        trt_calibrator.make_calibrator(batches=[])
+        tensorrt_calibrator.make_calibrator(batches=[])
 
 
 def test_calibrators_subclass_tensorrt_bases(double):
     trt = double.trt
-    entropy = trt_calibrator.make_calibrator("entropy2", cache_path="x.cache")
-    minmax = trt_calibrator.make_calibrator("minmax", cache_path="x.cache")
+    entropy = tensorrt_calibrator.make_calibrator("entropy2", cache_path="x.cache")
+    minmax = tensorrt_calibrator.make_calibrator("minmax", cache_path="x.cache")
     assert isinstance(entropy, trt.IInt8EntropyCalibrator2)
     assert isinstance(minmax, trt.IInt8MinMaxCalibrator)
     assert entropy.get_algorithm() == trt.CalibrationAlgoType.ENTROPY_CALIBRATION_2
@@ -86,7 +87,7 @@ def test_calibrators_subclass_tensorrt_bases(double):
 def test_no_calibrators_in_tensorrt_11():
     trt11 = types.SimpleNamespace(__version__="11.1.0")
     with pytest.raises(InputError, match="TensorRT 11.1.0 has no IInt8EntropyCalibrator2 .*Q/DQ"):
-        trt_calibrator.make_calibrator(cache_path="x.cache", trt=trt11)
+        tensorrt_calibrator.make_calibrator(cache_path="x.cache", trt=trt11)
 
 
 @pytest.mark.parametrize("algorithm, tag", [("entropy2", "EntropyCalibration2"),
@@ -99,7 +100,7 @@ def test_calibrate_to_cache_writes_the_cache(double, small_cnn_onnx, digits_spli
     assert report["batches"] == 3 and report["samples"] == 30
     assert report["header"].endswith("-" + tag) and report["algorithm"] == algorithm
     with open(cache, "rb") as handle:
-        parsed = trt_calibrator.parse_cache(handle.read())
+        parsed = tensorrt_calibrator.parse_cache(handle.read())
     assert parsed.algorithm == algorithm and parsed.header == report["header"]
     assert set(line.split(":")[0] for line in parsed.data.decode().splitlines()[1:]) == {
         "input", "logits"}
@@ -111,11 +112,11 @@ def test_calibrate_to_cache_writes_the_cache(double, small_cnn_onnx, digits_spli
 def test_calibrator_reads_an_existing_cache_and_overwrite_ignores_it(double, tmp_path):
     path = tmp_path / "model.cache"
     path.write_bytes(b"TRT-8201-EntropyCalibration2\ninput: 3c010a14\n")
-    reader = trt_calibrator.make_calibrator(cache_path=str(path))
+    reader = tensorrt_calibrator.make_calibrator(cache_path=str(path))
     assert reader.read_calibration_cache() == path.read_bytes() and reader.cache_read
     assert reader.get_batch(["input"]) is None and reader.cache_rejected
     batches = [np.zeros((2, 1, 8, 8), np.float32)]
-    writer = trt_calibrator.make_calibrator(batches=batches, cache_path=str(path), overwrite=True)
+    writer = tensorrt_calibrator.make_calibrator(batches=batches, cache_path=str(path), overwrite=True)
     assert writer.get_batch_size() == 2
     assert writer.read_calibration_cache() is None
     writer.write_calibration_cache(memoryview(b"TRT-8201-EntropyCalibration2\nnew\n"))
@@ -124,7 +125,7 @@ def test_calibrator_reads_an_existing_cache_and_overwrite_ignores_it(double, tmp
 
 def test_get_batch_uploads_to_device_memory(double):
     batches = [np.full((2, 1, 8, 8), value, np.float32) for value in (1.0, 2.0)]
-    calibrator = trt_calibrator.make_calibrator(batches=batches)
+    calibrator = tensorrt_calibrator.make_calibrator(batches=batches)
     try:
         for value in (1.0, 2.0):
             (pointer,) = calibrator.get_batch(["input"])
@@ -144,7 +145,7 @@ def test_get_batch_uploads_to_device_memory(double):
     ([np.zeros((2, 1), np.float32), np.zeros((3, 1), np.float32)], ["x"], "every batch needs 2"),
 ])
 def test_get_batch_problems_are_kept_for_the_build(double, batches, names, message):
-    calibrator = trt_calibrator.make_calibrator(batches=batches)
+    calibrator = tensorrt_calibrator.make_calibrator(batches=batches)
     try:
         while calibrator.get_batch(names) is not None:
             pass
@@ -158,7 +159,7 @@ def test_calibration_errors_surface_as_input_errors(double, small_cnn_onnx, tmp_
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     batches = [{"image": np.zeros((4, 1, 8, 8), np.float32)}]  # the model's input is 'input'
-    calibrator = trt_calibrator.make_calibrator(batches=batches, cache_path=str(tmp_path / "c"))
+    calibrator = tensorrt_calibrator.make_calibrator(batches=batches, cache_path=str(tmp_path / "c"))
     with pytest.raises(InputError, match="INT8 calibration failed: InputError: calibration batch "
                                          "lacks inputs \\['input'\\]"):
         build_tensorrt(small_cnn_onnx, BuildConfig(precision="int8", max_batch=4),
@@ -178,7 +179,7 @@ def test_an_error_after_some_batches_fails_the_build(double, small_cnn_onnx):
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     batches = [np.zeros((2, 1, 8, 8), np.float32), np.zeros((3, 1, 8, 8), np.float32)]
-    calibrator = trt_calibrator.make_calibrator(batches=batches)
+    calibrator = tensorrt_calibrator.make_calibrator(batches=batches)
     try:
         with pytest.raises(InputError, match="INT8 calibration failed: .*every batch needs 2"):
             build_tensorrt(small_cnn_onnx, BuildConfig(precision="int8", max_batch=4),

@@ -23,7 +23,8 @@ from tests.engines.trt_double.api_tables import CUDART, PYCUDA, TRT
 from tests.engines.trt_double.strict import RUNTIME_NAMES
 
 BACKEND_FILES = ("engines/tensorrt_backend.py", "engines/tensorrt_build.py",
-                 "engines/cuda_memory.py", "calibration/trt_calibrator.py")
+                 "engines/cuda_memory.py", "engines/tensorrt_calibrator.py",
+                 "engines/tensorrt_progress.py", "calibration/trt_calibrator.py")
 LIST_FILES = {"8.0": "extra/trt-8.0.txt", "8.2": "trt-8.2.txt", "10": "trt-10.txt",
               "pycuda": "extra/pycuda-2022.1-cuda10.2.txt"}
 # which lists a name of each traced family must be in

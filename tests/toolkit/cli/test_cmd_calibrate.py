@@ -140,7 +140,7 @@ def test_cache_with_tensorrt_installed_but_unusable(small_cnn_onnx, tmp_path, ca
                                             ("minmax", "MinMaxCalibration")])
 def test_cache_with_tensorrt_then_an_int8_build(small_cnn_onnx, tmp_path, capsys, monkeypatch,
                                                 mode, algorithm, tag):
-    from calibration.trt_calibrator import read_cache
+    from engines.tensorrt_calibrator import read_cache
     double = install_trt_double(monkeypatch, mode)
     cache = str(tmp_path / "m.cache")
     assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", cache,

@@ -22,7 +22,8 @@ def test_info_on_this_machine(capsys):
 def test_info_json(capsys):
     assert main(["info", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
-    assert set(facts) == {"machine", "jetson", "cuda_toolkit", "backends", "cpu_int8"}
+    assert set(facts) == {"machine", "jetson", "cuda_toolkit", "backends", "cpu_int8",
+                          "install_checks"}
     assert facts["cpu_int8"]["form"] in ("u8s8", "u8s8-reduce-range")
     assert facts["machine"]["python"]
 
