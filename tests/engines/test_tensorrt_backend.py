@@ -1,5 +1,6 @@
 """The TensorRT runtime (engines/tensorrt_backend.py, engines/cuda_memory.py) against the test
-double of TensorRT 8.2 (binding API + pycuda) and 10.x (tensor names + cuda-python)."""
+double of TensorRT 8.2 (binding API + pycuda), 8.5 (both APIs, no get_tensor_profile_shape) and
+10.x (tensor names, with cuda-python or pycuda)."""
 import sys
 
 import numpy as np
@@ -12,14 +13,16 @@ from tests.engines.trt_double import install_trt_double
 
 pytest.importorskip("onnx")
 
-# (mode, cuda-python module layout): 10.x is tried with both cuda-python layouts
-SETUPS = [("8.2", "cudart"), ("10", "cudart"), ("10", "bindings")]
+# (mode, CUDA binding, cuda-python module layout)
+SETUPS = [("8.2", "pycuda", None), ("8.5", "pycuda", None), ("10", "cuda-python", "cudart"),
+          ("10", "cuda-python", "bindings"), ("10", "pycuda", None)]
 
 
-@pytest.fixture(params=SETUPS, ids=["trt8.2-pycuda", "trt10-cuda.cudart", "trt10-cuda.bindings"])
+@pytest.fixture(params=SETUPS, ids=["trt8.2-pycuda", "trt8.5-pycuda", "trt10-cuda.cudart",
+                                    "trt10-cuda.bindings", "trt10-pycuda"])
 def double(request, monkeypatch):
-    mode, layout = request.param
-    return install_trt_double(monkeypatch, mode, cuda_layout=layout)
+    mode, cuda, layout = request.param
+    return install_trt_double(monkeypatch, mode, cuda=cuda, cuda_layout=layout or "cudart")
 
 
 def _build(onnx_path, **config):
@@ -103,8 +106,9 @@ def test_buffers_are_allocated_once_and_freed_by_close(double, small_cnn_onnx):
     engine.close()
     engine.close()  # safe twice
     assert double.gpu.live_allocations() == 0
-    if double.mode == "10":  # cuda-python: streams destroyed, host pages unregistered
-        assert not double.gpu.streams and not double.gpu.pinned
+    assert not double.gpu.pinned  # pycuda: PagelockedHostAllocation.free; cuda-python: unregister
+    if double.cuda.__name__ != "pycuda.driver":  # cuda-python destroys its stream
+        assert not double.gpu.streams
     with pytest.raises(InputError, match="closed"):
         engine.run_unchecked({"input": np.zeros((1, 1, 8, 8), np.float32)})
 
@@ -147,7 +151,8 @@ def test_engine_of_another_tensorrt_version_is_refused(monkeypatch, small_cnn_on
 def test_runtime_facts_and_availability(double):
     from engines.tensorrt_backend import runtime_facts, tensorrt_available
     facts = runtime_facts()
-    expected = {"8.2": ("8.2.1.8", "NVIDIA Tegra X1", "5.3"), "10": ("10.16.1.11", "Orin", "8.7")}
+    expected = {"8.2": ("8.2.1.8", "NVIDIA Tegra X1", "5.3"), "8.5": ("8.5.2.2", "Xavier", "7.2"),
+                "10": ("10.16.1.11", "Orin", "8.7")}
     assert (facts["tensorrt_version"], facts["gpu_name"], facts["compute_capability"]) == \
         expected[double.mode]
     assert tensorrt_available()
@@ -181,3 +186,59 @@ def test_cuda_python_errors_are_checked(monkeypatch):
         with pytest.raises(RuntimeError, match="cudaMemcpyAsync .* failed: cudaErrorInvalidValue"):
             memory.htod_async(0x1234, memory.host_buffer(4, np.float32))  # not a device pointer
     assert double.gpu.live_allocations() == 0 and not double.gpu.pinned
+
+
+def test_tensorrt_8_5_reads_profiles_without_get_tensor_profile_shape(monkeypatch, small_cnn_onnx):
+    """8.5 has the tensor-name API but not get_tensor_profile_shape: the backend's fallback
+    (get_profile_shape(0, name)) runs, and the batch bounds come out right."""
+    double = install_trt_double(monkeypatch, "8.5")
+    assert not hasattr(double.trt.ICudaEngine, "get_tensor_profile_shape")
+    with _engine(small_cnn_onnx, min_batch=2, max_batch=6) as engine:
+        assert (engine.min_batch, engine.max_batch) == (2, 6)
+        out = engine.infer({"input": np.zeros((3, 1, 8, 8), np.float32)})
+        assert out["logits"].shape == (3, 10)
+
+
+def test_data_types_map_without_trt_nptype_under_numpy_1_24(monkeypatch, small_cnn_onnx):
+    """TensorRT 8.0 - 8.5's trt.nptype fails when numpy has no np.bool (1.24 - 1.26): the backend
+    maps data types from their names instead."""
+    double = install_trt_double(monkeypatch, "8.5", numpy_has_bool=False)
+    with pytest.raises(AttributeError, match="np.bool"):
+        double.trt.nptype(double.trt.DataType.FLOAT)
+    with _engine(small_cnn_onnx) as engine:
+        assert engine.inputs[0].dtype == np.float32
+        engine.infer({"input": np.zeros((1, 1, 8, 8), np.float32)})
+
+
+def test_numpy_dtype_maps_every_type_by_name_and_refuses_the_rest():
+    from engines.tensorrt_backend import numpy_dtype
+    named = lambda name: type("DataType", (), {"name": name})()  # noqa: E731
+    for name, expected in (("FLOAT", np.float32), ("HALF", np.float16), ("INT8", np.int8),
+                           ("INT32", np.int32), ("INT64", np.int64), ("BOOL", np.bool_),
+                           ("UINT8", np.uint8)):
+        assert numpy_dtype(named(name), "t") == np.dtype(expected)
+    for name in ("BF16", "FP8", "INT4"):
+        with pytest.raises(EngineCompatibilityError, match="{} which numpy cannot".format(name)):
+            numpy_dtype(named(name), "tensor 'x'")
+
+
+def test_buffers_of_a_non_primary_context_are_refused(monkeypatch, small_cnn_onnx):
+    """TensorRT runs in the primary context: memory made under pycuda.autoinit (or make_context)
+    is an illegal address there; the backend's own buffers (primary context) work."""
+    double = install_trt_double(monkeypatch, "8.2")
+    driver = sys.modules["pycuda.driver"]
+    engine_bytes, _ = _build(small_cnn_onnx, max_batch=2)
+    with _engine(small_cnn_onnx, max_batch=2) as engine:
+        engine.infer({"input": np.zeros((2, 1, 8, 8), np.float32)})
+    trt = double.trt
+    runtime_engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(engine_bytes)
+    context = runtime_engine.create_execution_context()
+    autoinit = sys.modules["pycuda.autoinit"]
+    autoinit.context  # noqa: B018 - pycuda.autoinit makes and pushes its own context
+    try:
+        inputs, outputs = driver.mem_alloc(2 * 64 * 4), driver.mem_alloc(2 * 10 * 4)
+        stream = driver.Stream()
+        assert context.set_binding_shape(0, (2, 1, 8, 8))
+        assert context.execute_async_v2([int(inputs), int(outputs)], stream.handle) is False
+    finally:
+        driver.Context.pop()

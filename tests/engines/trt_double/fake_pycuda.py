@@ -165,8 +165,10 @@ def build_pycuda(gpu, version=(2022, 1)):
     class _PagelockedHostAllocation(object):
         """The page-locked memory behind a ``pagelocked_empty`` array (the array's ``base``)."""
 
-        def __init__(self, nbytes):
-            self._storage = np.zeros(max(16, int(nbytes)), dtype=np.uint8)
+        def __init__(self, shape, dtype):
+            self._shape, self._dtype = shape, dtype
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            self._storage = np.zeros(max(16, nbytes), dtype=np.uint8)
             self._address = self._storage.ctypes.data
             self._freed = False
             gpu.pin(self._address, self._storage.nbytes)
@@ -181,7 +183,7 @@ def build_pycuda(gpu, version=(2022, 1)):
 
         @property
         def __array_interface__(self):
-            return {"shape": (self._storage.nbytes,), "typestr": "|u1", "version": 3,
+            return {"shape": self._shape, "typestr": self._dtype.str, "version": 3,
                     "data": (self._address, False)}
 
     PagelockedHostAllocation = strict_class(
@@ -195,11 +197,10 @@ def build_pycuda(gpu, version=(2022, 1)):
     def pagelocked_empty(shape, dtype, order="C", mem_flags=0):
         """A numpy array over a PagelockedHostAllocation (its ``base``), as pycuda's is."""
         guard("cuMemHostAlloc")
-        dtype = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        allocation = PagelockedHostAllocation(count * dtype.itemsize)
-        array = np.asarray(allocation)[:count * dtype.itemsize].view(dtype)
-        return array.reshape(shape, order=order)
+        if order != "C":
+            raise NotImplementedError("the double makes C-order page-locked arrays only")
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+        return np.asarray(PagelockedHostAllocation(shape, np.dtype(dtype)))
 
     def _pointer(dest):
         if isinstance(dest, (_DeviceAllocation,)):

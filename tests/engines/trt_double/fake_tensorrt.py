@@ -574,8 +574,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True, numpy_has
                     return dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
                 emit(self._logger, Severity.WARNING, "The calibration cache header '{}' does not "
                      "match '{}': recalibrating".format(lines[0] if lines else "", header))
-            batch = callback(calibrator, "get_batch_size")
-            if isinstance(batch, bool) or not isinstance(batch, int):
+            batch = callback(calibrator, "get_batch_size")  # pybind11's int caster
+            if isinstance(batch, (bool, float)) or not hasattr(batch, "__index__"):
                 raise TensorRTAbort("get_batch_size() returned {!r}: Unable to cast Python "
                                     "instance of type {} to C++ type 'int'".format(
                                         batch, type(batch).__name__))
