@@ -12,7 +12,8 @@ import numpy as np
 from basics.errors import InputError
 from basics.lazy import lazy_import
 from engines.build_config import BuildConfig
-from engines.tensorrt_build import build_tensorrt
+from engines import cuda_memory
+from engines.tensorrt_build import build_tensorrt, platform_precisions
 from engines.tensorrt_calibrator import make_calibrator, parse_cache
 
 
@@ -50,6 +51,15 @@ def calibrate_to_cache(onnx_path, images, cache_path, algorithm="entropy2", batc
     The cache then feeds ``toolkit build --precision int8 --calibration-cache``.
     """
     trt = trt or lazy_import("tensorrt", "INT8 calibration")
+    if platform_precisions(trt)["int8"] is False:
+        device = cuda_memory.device_facts()
+        raise InputError(
+            "this GPU ({}, compute capability {}) has no fast INT8, so TensorRT {} cannot "
+            "calibrate for it and an INT8 engine would not run faster here (the Jetson Nano and TX2 "
+            "have none): build with --precision fp16 on this device, or calibrate on a Xavier / "
+            "Orin; a Q/DQ model for another device needs no GPU: toolkit calibrate {} --data DATA "
+            "--format qdq".format(device["gpu_name"], device["compute_capability"],
+                                  trt.__version__, onnx_path))
     config = BuildConfig(precision="int8", min_batch=1, opt_batch=batch_size, max_batch=batch_size,
                          workspace_mb=workspace_mb, backend="tensorrt")
     calibrator = make_calibrator(algorithm, batches=iter_batches(images, batch_size, max_batches),

@@ -45,11 +45,12 @@ def resolve_backend(backend):
     raise InputError("unknown backend '{}'".format(backend))
 
 
-def build_engine(onnx_path, output_path, config=None, gate=None):
+def build_engine(onnx_path, output_path, config=None, gate=None, progress=None):
     """Build ``onnx_path`` into the engine file ``output_path`` (+ sidecar); returns the sidecar.
 
     ``gate``: an :class:`engines.int8_gate.Int8Gate` (calibration samples, optional eval data and
-    bounds); an INT8 build on ONNX Runtime needs one."""
+    bounds); an INT8 build on ONNX Runtime needs one. ``progress``: a callable taking one line of
+    text about a long TensorRT build (None: silent)."""
     config = config or BuildConfig()
     onnx_path = os.fspath(onnx_path)
     output_path = os.fspath(output_path)
@@ -73,7 +74,7 @@ def build_engine(onnx_path, output_path, config=None, gate=None):
         if config.precision == "int8" and gate is not None:
             engine_bytes, facts, gate_notes = _tensorrt_int8(onnx_path, model, config, gate)
         else:
-            engine_bytes, facts = build_tensorrt(onnx_path, config)
+            engine_bytes, facts = build_tensorrt(onnx_path, config, progress=progress)
             gate_notes = ["int8 gate: not run (no calibration samples: give --data to compare "
                           "with fp32)"] if config.precision == "int8" else []
         notes = list(facts.get("notes", [])) + gate_notes

@@ -95,6 +95,15 @@ def build_tensorrt(onnx_path, config, trt=None, calibrator=None, progress=None):
     return engine_bytes, facts
 
 
+def platform_precisions(trt=None):
+    """``{"fp16": bool or None, "int8": bool or None}``: what this GPU runs fast, as TensorRT's
+    builder says (None: this TensorRT has no such query, e.g. 11)."""
+    trt = trt or lazy_import("tensorrt", "building TensorRT engines")
+    builder = trt.Builder(get_logger(trt))
+    return {"fp16": getattr(builder, "platform_has_fast_fp16", None),
+            "int8": getattr(builder, "platform_has_fast_int8", None)}
+
+
 def _parse(trt, builder, logger, onnx_path):
     """``(network, parser)``: an explicit-batch network parsed from ``onnx_path``; InputError
     listing the parser's errors."""

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRT_API_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "trt-api")
+# NVIDIA's TensorRT/pycuda name lists: shared/trt-api beside the repository, or $TRT_API_DIR
+TRT_API_DIR = os.environ.get("TRT_API_DIR") or os.path.join(os.path.dirname(REPO_ROOT), "shared",
+                                                            "trt-api")
 
 
 @pytest.fixture(scope="session")

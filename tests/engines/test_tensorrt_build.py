@@ -12,10 +12,10 @@ from tests.engines.trt_double import engine_header, install_trt_double
 
 onnx = pytest.importorskip("onnx")
 
-MODES = ("8.2", "10")
+MODES = ("8.2", "8.5", "10")
 
 
-@pytest.fixture(params=MODES, ids=["trt8.2", "trt10"])
+@pytest.fixture(params=MODES, ids=["trt8.2", "trt8.5", "trt10"])
 def mode(request):
     return request.param
 
@@ -30,7 +30,8 @@ def test_fp32_build_facts(monkeypatch, mode, small_cnn_onnx):
     install_trt_double(monkeypatch, mode)
     engine_bytes, facts = _build(small_cnn_onnx, min_batch=2, opt_batch=4, max_batch=8,
                                  workspace_mb=64)
-    expected = {"8.2": ("8.2.1.8", "NVIDIA Tegra X1", "5.3"), "10": ("10.16.1.11", "Orin", "8.7")}
+    expected = {"8.2": ("8.2.1.8", "NVIDIA Tegra X1", "5.3"), "8.5": ("8.5.2.2", "Xavier", "7.2"),
+                "10": ("10.16.1.11", "Orin", "8.7")}
     assert (facts["tensorrt_version"], facts["gpu_name"], facts["compute_capability"]) == \
         expected[mode]
     assert facts["platform_has_fast_fp16"] is True and facts["platform_has_fast_int8"] is True
@@ -235,3 +236,64 @@ def _save_qdq_model(path):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
         initializer=[scale, zero])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_a_refused_optimization_profile_is_an_error(monkeypatch, mode, small_cnn_onnx):
+    """add_optimization_profile answers -1 for a profile TensorRT refuses (here opt > max)."""
+    install_trt_double(monkeypatch, mode)
+    config = BuildConfig(max_batch=8)
+    config.opt_batch = 16
+    from engines.tensorrt_build import build_tensorrt
+    with pytest.raises(InputError, match="TensorRT refused the optimization profile batch 1..16..8"):
+        build_tensorrt(small_cnn_onnx, config)
+
+
+def test_serialized_engine_has_no_len_in_tensorrt(monkeypatch, mode, small_cnn_onnx):
+    """IHostMemory has nbytes and the buffer protocol, not len(): the backend copies it whole."""
+    double = install_trt_double(monkeypatch, mode)
+    from engines.tensorrt_build import build_tensorrt
+    original = double.trt.Builder.build_serialized_network
+    seen = []
+
+    def spy(self, network, config):
+        result = original(self, network, config)
+        seen.append(result)
+        return result
+    monkeypatch.setattr(type.__getattribute__(double.trt.Builder, "__mro__")[1],
+                        "build_serialized_network", spy)
+    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=2))
+    with pytest.raises(TypeError):
+        len(seen[0])
+    assert len(engine_bytes) == seen[0].nbytes
+
+
+def test_progress_reports_the_build(monkeypatch, mode, small_cnn_onnx):
+    """10.x: TensorRT's progress monitor; 8.x: a first line, the builder's INFO log, the end."""
+    install_trt_double(monkeypatch, mode)
+    from engines.tensorrt_build import build_tensorrt
+    lines = []
+    build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=2), progress=lines.append)
+    assert lines[-1].startswith("TensorRT build finished in ")
+    if mode == "10":
+        assert "(progress monitor)" in lines[0]
+        assert "Building engine (2 steps)" in lines and "  Timing tactics (2 steps)" in lines
+        assert "Building engine done" in lines
+    else:
+        assert "no progress monitor in this version" in lines[0]
+        assert any(line.startswith("TensorRT: [MemUsageChange]") for line in lines)
+    from engines.tensorrt_backend import get_logger
+    import tensorrt
+    assert get_logger(tensorrt).listener is None  # restored after the build
+
+
+def test_progress_ticks_while_a_long_build_runs():
+    from engines.tensorrt_progress import _tick
+    import threading
+    lines, stop = [], threading.Event()
+    ticker = threading.Thread(target=_tick, args=(stop, 0.0, 0.01, lines.append))
+    ticker.start()
+    while not lines:
+        stop.wait(0.01)
+    stop.set()
+    ticker.join()
+    assert lines[0].startswith("building ... ") and lines[0].endswith(" s")

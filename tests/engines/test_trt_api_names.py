@@ -29,6 +29,8 @@ LIST_FILES = {"8.0": "extra/trt-8.0.txt", "8.2": "trt-8.2.txt", "10": "trt-10.tx
               "pycuda": "extra/pycuda-2022.1-cuda10.2.txt"}
 # which lists a name of each traced family must be in
 REQUIRED = {"trt-8.2": ("8.0", "8.2"), "trt-10": ("10",), "pycuda": ("pycuda",)}
+# no list of 8.5 is bundled: a name of the 8.5 mode must be in 8.2's or in 10.16's
+EITHER = {"trt-8.5": ("8.2", "10")}
 
 
 def _load(name):
@@ -77,6 +79,12 @@ def check_records(records, lists):
         if family == "pycuda" and name.startswith("pycuda."):
             if name not in ("pycuda.driver", "pycuda.autoinit"):
                 problems.append("pycuda package name {} is unknown".format(name))
+            continue
+        if family in EITHER:
+            if not any(name in lists[v] or name.rsplit(".", 1)[-1] in RUNTIME_NAMES
+                       for v in EITHER[family]):
+                problems.append("{} is in neither TensorRT {} ({})".format(
+                    name, " nor ".join(EITHER[family]), family))
             continue
         problems.extend("{} ({})".format(p, family)
                         for p in check_names([name], REQUIRED[family], lists))
@@ -141,6 +149,15 @@ def test_tensor_mode_exposes_only_names_of_tensorrt_10(lists):
     assert check_table(TRT["10"], ("10",), lists) == []
 
 
+def test_8_5_mode_exposes_only_names_of_8_2_or_10_and_lacks_what_8_5_lacks(lists):
+    names = [("trt-8.5", _qualified(k, m), False) for k, members in TRT["8.5"].items()
+             for m in members]
+    assert check_records(names, lists) == []
+    assert "get_tensor_profile_shape" not in TRT["8.5"]["ICudaEngine"]
+    assert {"num_io_tensors", "num_bindings", "get_profile_shape"} <= TRT["8.5"]["ICudaEngine"]
+    assert "INT64" not in TRT["8.5"]["DataType"] and "IProgressMonitor" not in TRT["8.5"][""]
+
+
 def test_pycuda_double_exposes_only_names_of_pycuda_2022_1(lists):
     assert check_table(PYCUDA, ("pycuda",), lists) == []
 
@@ -184,15 +201,19 @@ def traced_records(small_cnn_onnx, digits_splits, tmp_path_factory):
     _save_qdq_model(qdq)
     images = digits_splits[2].images
     try:
-        for mode, layout in (("8.2", "cudart"), ("10", "cudart"), ("10", "bindings")):
-            install_trt_double(monkeypatch, mode, cuda_layout=layout)
+        for mode, layout in (("8.2", "cudart"), ("8.5", "cudart"), ("10", "cudart"),
+                             ("10", "bindings"), ("10", "pycuda")):
+            if layout == "pycuda":
+                install_trt_double(monkeypatch, mode, cuda="pycuda")
+            else:
+                install_trt_double(monkeypatch, mode, cuda_layout=layout)
             assert tensorrt_available() and runtime_facts()["tensorrt_version"]
             cache = str(folder / "{}-{}.cache".format(mode, layout))
             calibrate_to_cache(small_cnn_onnx, images, cache, batch_size=8, max_batches=2)
             for precision in ("fp32", "fp16", "int8"):
                 config = BuildConfig(precision=precision, max_batch=8, calibration_cache=(
                     cache if precision == "int8" else None))
-                engine_bytes, _ = build_tensorrt(small_cnn_onnx, config)
+                engine_bytes, _ = build_tensorrt(small_cnn_onnx, config, progress=[].append)
                 with TensorRTEngine(engine_bytes) as engine:
                     for batch in (1, 8):
                         engine.infer({"input": images[:batch]})
@@ -219,6 +240,10 @@ def test_the_trace_covers_both_generations(traced_records):
                      ("trt-10", "IBuilderConfig.set_memory_pool_limit"),
                      ("trt-10", "MemoryPoolType.WORKSPACE"),
                      ("trt-10", "LayerType.QUANTIZE"), ("trt-8.2", "ILayer.type"),
+                     ("trt-10", "IBuilderConfig.progress_monitor"),
+                     ("trt-10", "IProgressMonitor.phase_start"),
+                     ("trt-8.5", "ICudaEngine.num_io_tensors"),
+                     ("trt-8.5", "ICudaEngine.get_profile_shape"),
                      ("pycuda", "driver.memcpy_htod_async"),
                      ("pycuda", "driver.Device.retain_primary_context"),
                      ("cudart", "cudaMemcpyAsync")]:

@@ -84,7 +84,8 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
         output = os.path.splitext(onnx_path)[0] + ".engine"
     gate = _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallback, seed,
                       not no_progress)
-    sidecar = build_engine(onnx_path, output, config, gate)
+    sidecar = build_engine(onnx_path, output, config, gate,
+                           progress=lambda line: click.echo("  " + line, err=True))
     if as_json:
         click.echo(json.dumps(sidecar.to_dict(), indent=2, sort_keys=True))
         return

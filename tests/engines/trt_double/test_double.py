@@ -1,5 +1,7 @@
 """The TEST DOUBLE itself is strict: misuse the real TensorRT / pycuda / cuda-python would punish
 (silently or not) fails here, so the backend tests cannot pass against a lenient double."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,59 @@ def test_pycuda_autoinit_makes_and_pushes_a_context_on_first_use(monkeypatch):
     assert driver.Context.get_current() is context and pycuda.autoinit.device.name() == \
         "NVIDIA Tegra X1"
     driver.Context.pop()
+
+
+@pytest.mark.parametrize("mode, fails", [("8.2", True), ("8.5", True), ("10", False)])
+def test_nptype_fails_in_8x_under_numpy_without_np_bool(monkeypatch, mode, fails):
+    trt = install_trt_double(monkeypatch, mode, numpy_has_bool=False).trt
+    if fails:
+        with pytest.raises(AttributeError, match="has no attribute 'bool'"):
+            trt.nptype(trt.DataType.FLOAT)
+    else:
+        assert trt.nptype(trt.DataType.FLOAT) is np.float32
+
+
+def test_an_exception_escaping_the_logger_aborts(monkeypatch, tmp_path):
+    from tests.engines.trt_double import TensorRTAbort
+    trt = install_trt_double(monkeypatch, "8.2").trt
+
+    class Raising(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):
+            raise ValueError("bad format string")
+
+    with pytest.raises(TensorRTAbort, match="ILogger|Raising.log"):
+        trt.Runtime(Raising()).deserialize_cuda_engine(b"not an engine")
+
+
+def test_pagelocked_arrays_have_their_allocation_as_base(monkeypatch):
+    double = install_trt_double(monkeypatch, "8.2")
+    driver = double.cuda
+    driver.init()
+    context = driver.Device(0).retain_primary_context()
+    context.push()
+    try:
+        array = driver.pagelocked_empty((3, 4), np.float32)
+        assert array.shape == (3, 4) and isinstance(array.base, driver.PagelockedHostAllocation)
+        assert double.gpu.pinned
+        array.base.free()
+        assert not double.gpu.pinned
+    finally:
+        driver.Context.pop()
+    context.detach()
+
+
+def test_tensorrt_10_with_pycuda(monkeypatch, small_cnn_onnx):
+    """TensorRT 10's tensor-name API over pycuda's primary context (JetPack 6 with pycuda)."""
+    from engines.build_config import BuildConfig
+    from engines.tensorrt_backend import TensorRTEngine
+    from engines.tensorrt_build import build_tensorrt
+    double = install_trt_double(monkeypatch, "10", cuda="pycuda")
+    assert "pycuda.driver" in sys.modules and sys.modules["cuda.cudart"] is None
+    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=4))
+    with TensorRTEngine(engine_bytes) as engine:
+        assert engine._memory.binding == "pycuda"
+        assert engine.infer({"input": np.zeros((4, 1, 8, 8), np.float32)})["logits"].shape == (4, 10)
+    assert double.gpu.live_allocations() == 0 and not double.gpu.pinned

@@ -135,7 +135,18 @@ def test_cache_with_tensorrt_installed_but_unusable(small_cnn_onnx, tmp_path, ca
     _one_line_error(capsys, "TensorRT is installed but cannot run here")
 
 
-@pytest.mark.parametrize("mode", ["8.2", "10"])
+def test_cache_on_a_gpu_without_int8_says_so_in_calibrate_terms(small_cnn_onnx, tmp_path,
+                                                                capsys, monkeypatch):
+    install_trt_double(monkeypatch, "8.2", fast_int8=False)  # a Jetson Nano
+    out = str(tmp_path / "m.cache")
+    assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", out]) == 1
+    line = _one_line_error(capsys, "this GPU (NVIDIA Tegra X1, compute capability 5.3) has no "
+                                   "fast INT8, so TensorRT 8.2.1.8 cannot calibrate")
+    assert "--precision fp16" in line and "--format qdq" in line and "build with" in line
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("mode", ["8.2", "8.5", "10"])
 @pytest.mark.parametrize("algorithm, tag", [("entropy2", "EntropyCalibration2"),
                                             ("minmax", "MinMaxCalibration")])
 def test_cache_with_tensorrt_then_an_int8_build(small_cnn_onnx, tmp_path, capsys, monkeypatch,
