@@ -36,9 +36,25 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory test-device
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-out
+
+# The device-side suite on each JetPack's Python and libraries (docs/development.md): venvs
+# .venv-jp4 / .venv-jp5 from requirements/ci-*.txt, reused until those or setup.py change; a job
+# whose interpreter is missing says so in one line and skips.
+.PHONY: test-device test-jp4 test-jp5 clean-device
+test-device: test-jp4 test-jp5
+
+test-jp4:
+	@.ci/device-tests jp4 3.6 requirements/ci-jp4.txt
+
+test-jp5:
+	@.ci/device-tests jp5 3.8 requirements/ci-jp5.txt
+
+clean-device:
+	rm -rf .venv-jp4 .venv-jp5

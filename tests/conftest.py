@@ -3,6 +3,7 @@
 Trained once per test session (a few seconds on 2 cores) and shared by every test that needs a
 real model, so the suite stays fast.
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -46,6 +47,46 @@ def small_cnn_onnx(trained_small_cnn, tmp_path_factory):
     with its metadata sidecar ``<path>.json`` (identity preprocessing, no class names)."""
     path = tmp_path_factory.mktemp("models") / "small_cnn.onnx"
     return _export_plain(trained_small_cnn, path, (1, 1, 8, 8))
+
+
+@pytest.fixture(scope="session")
+def cnn_onnx(tmp_path_factory, request):
+    """An ONNX CNN for engine tests that need any model of ``small_cnn_onnx``'s interface: that
+    one where torch is installed; without torch (the device test jobs, as on a Jetson) a CNN built
+    with ``onnx.helper`` (random weights, untrained), so the TensorRT tests run there too."""
+    if importlib.util.find_spec("torch") is not None:
+        return request.getfixturevalue("small_cnn_onnx")
+    return _helper_cnn(str(tmp_path_factory.mktemp("models") / "helper_cnn.onnx"))
+
+
+def _helper_cnn(path):
+    """Conv(1->4, 3x3) -> Relu -> Flatten -> Gemm(256->10), written with its sidecar."""
+    onnx = pytest.importorskip("onnx")
+    import hashlib
+    from onnx import TensorProto, helper, numpy_helper
+    from engines.base import TensorSpec
+    from engines.model_metadata import ModelMetadata, sidecar_path
+    rng = np.random.RandomState(0)
+    weights = [numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
+               for name, shape in (("conv_w", (4, 1, 3, 3)), ("conv_b", (4,)),
+                                   ("fc_w", (10, 256)), ("fc_b", (10,)))]
+    nodes = [helper.make_node("Conv", ["input", "conv_w", "conv_b"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("Flatten", ["relu"], ["flat"], axis=1),
+             helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "small_cnn_helper",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7  # onnxruntime 1.10 (JetPack 4.6) reads IR <= 8
+    data = model.SerializeToString()
+    with open(path, "wb") as handle:
+        handle.write(data)
+    ModelMetadata(inputs=[TensorSpec("input", (-1, 1, 8, 8), "float32")],
+                  outputs=[TensorSpec("logits", (-1, 10), "float32")],
+                  onnx_sha256=hashlib.sha256(data).hexdigest()).save(sidecar_path(path))
+    return path
 
 
 @pytest.fixture

@@ -92,10 +92,10 @@ def test_no_calibrators_in_tensorrt_11():
 
 @pytest.mark.parametrize("algorithm, tag", [("entropy2", "EntropyCalibration2"),
                                             ("minmax", "MinMaxCalibration")])
-def test_calibrate_to_cache_writes_the_cache(double, small_cnn_onnx, digits_splits, tmp_path,
+def test_calibrate_to_cache_writes_the_cache(double, cnn_onnx, digits_splits, tmp_path,
                                              algorithm, tag):
     cache = str(tmp_path / "sub" / "model.cache")
-    report = trt_calibrator.calibrate_to_cache(small_cnn_onnx, digits_splits[0], cache,
+    report = trt_calibrator.calibrate_to_cache(cnn_onnx, digits_splits[0], cache,
                                                algorithm=algorithm, batch_size=10, max_batches=3)
     assert report["batches"] == 3 and report["samples"] == 30
     assert report["header"].endswith("-" + tag) and report["algorithm"] == algorithm
@@ -155,34 +155,34 @@ def test_get_batch_problems_are_kept_for_the_build(double, batches, names, messa
         calibrator.close()
 
 
-def test_calibration_errors_surface_as_input_errors(double, small_cnn_onnx, tmp_path):
+def test_calibration_errors_surface_as_input_errors(double, cnn_onnx, tmp_path):
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     batches = [{"image": np.zeros((4, 1, 8, 8), np.float32)}]  # the model's input is 'input'
     calibrator = tensorrt_calibrator.make_calibrator(batches=batches, cache_path=str(tmp_path / "c"))
     with pytest.raises(InputError, match="INT8 calibration failed: InputError: calibration batch "
                                          "lacks inputs \\['input'\\]"):
-        build_tensorrt(small_cnn_onnx, BuildConfig(precision="int8", max_batch=4),
+        build_tensorrt(cnn_onnx, BuildConfig(precision="int8", max_batch=4),
                        calibrator=calibrator)
     calibrator.close()
 
 
-def test_unwritable_cache_is_reported(double, small_cnn_onnx, digits_splits, tmp_path):
+def test_unwritable_cache_is_reported(double, cnn_onnx, digits_splits, tmp_path):
     blocker = tmp_path / "model.cache"
     blocker.mkdir()  # a folder where the cache file should go
     with pytest.raises(InputError, match="INT8 calibration failed: cannot write .*model.cache"):
-        trt_calibrator.calibrate_to_cache(small_cnn_onnx, digits_splits[0].images, str(blocker),
+        trt_calibrator.calibrate_to_cache(cnn_onnx, digits_splits[0].images, str(blocker),
                                           batch_size=8, max_batches=1)
 
 
-def test_an_error_after_some_batches_fails_the_build(double, small_cnn_onnx):
+def test_an_error_after_some_batches_fails_the_build(double, cnn_onnx):
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     batches = [np.zeros((2, 1, 8, 8), np.float32), np.zeros((3, 1, 8, 8), np.float32)]
     calibrator = tensorrt_calibrator.make_calibrator(batches=batches)
     try:
         with pytest.raises(InputError, match="INT8 calibration failed: .*every batch needs 2"):
-            build_tensorrt(small_cnn_onnx, BuildConfig(precision="int8", max_batch=4),
+            build_tensorrt(cnn_onnx, BuildConfig(precision="int8", max_batch=4),
                            calibrator=calibrator)
         assert calibrator.batches_used == 1  # TensorRT had calibrated on the first batch
     finally:

@@ -37,10 +37,10 @@ def _engine(onnx_path, **config):
     return TensorRTEngine(engine_bytes, identity="sha-of-engine")
 
 
-def test_outputs_match_onnxruntime_at_batches_1_5_and_max(double, small_cnn_onnx, digits_splits):
+def test_outputs_match_onnxruntime_at_batches_1_5_and_max(double, cnn_onnx, digits_splits):
     images = digits_splits[2].images
-    reference = OnnxRuntimeEngine(small_cnn_onnx)
-    with _engine(small_cnn_onnx, max_batch=16, opt_batch=8) as engine:
+    reference = OnnxRuntimeEngine(cnn_onnx)
+    with _engine(cnn_onnx, max_batch=16, opt_batch=8) as engine:
         assert [s.to_dict() for s in engine.inputs] == [
             {"name": "input", "shape": [-1, 1, 8, 8], "dtype": "float32"}]
         assert engine.outputs[0].name == "logits" and engine.outputs[0].shape == (-1, 10)
@@ -54,8 +54,8 @@ def test_outputs_match_onnxruntime_at_batches_1_5_and_max(double, small_cnn_onnx
     assert double.gpu.counts["launch"] == 4 and double.gpu.counts["sync"] >= 4
 
 
-def test_batch_above_the_profile_is_a_one_line_input_error(double, small_cnn_onnx):
-    with _engine(small_cnn_onnx, max_batch=4) as engine:
+def test_batch_above_the_profile_is_a_one_line_input_error(double, cnn_onnx):
+    with _engine(cnn_onnx, max_batch=4) as engine:
         too_many = np.zeros((5, 1, 8, 8), np.float32)
         with pytest.raises(InputError, match="above the engine's maximum batch 4"):
             engine.infer({"input": too_many})
@@ -65,16 +65,16 @@ def test_batch_above_the_profile_is_a_one_line_input_error(double, small_cnn_onn
             engine.run_unchecked({"input": too_many})
 
 
-def test_batch_below_the_profile_minimum(double, small_cnn_onnx):
-    with _engine(small_cnn_onnx, min_batch=2, opt_batch=4, max_batch=4) as engine:
+def test_batch_below_the_profile_minimum(double, cnn_onnx):
+    with _engine(cnn_onnx, min_batch=2, opt_batch=4, max_batch=4) as engine:
         assert engine.min_batch == 2
         with pytest.raises(InputError, match="below the engine's minimum batch 2"):
             engine.infer({"input": np.zeros((1, 1, 8, 8), np.float32)})
         assert engine.infer({"input": np.zeros((2, 1, 8, 8), np.float32)})["logits"].shape == (2, 10)
 
 
-def test_bad_feeds_are_input_errors(double, small_cnn_onnx):
-    with _engine(small_cnn_onnx) as engine:
+def test_bad_feeds_are_input_errors(double, cnn_onnx):
+    with _engine(cnn_onnx) as engine:
         with pytest.raises(InputError, match="must be float32"):
             engine.infer({"input": np.zeros((1, 1, 8, 8), np.float64)})
         with pytest.raises(InputError, match="must have shape Nx1x8x8"):
@@ -83,9 +83,9 @@ def test_bad_feeds_are_input_errors(double, small_cnn_onnx):
             engine.infer({"image": np.zeros((1, 1, 8, 8), np.float32)})
 
 
-def test_outputs_are_fresh_arrays(double, small_cnn_onnx, digits_splits):
+def test_outputs_are_fresh_arrays(double, cnn_onnx, digits_splits):
     images = digits_splits[2].images
-    with _engine(small_cnn_onnx) as engine:
+    with _engine(cnn_onnx) as engine:
         first = engine.infer({"input": images[:3]})["logits"]
         kept = first.copy()
         second = engine.infer({"input": images[3:6]})["logits"]
@@ -96,8 +96,8 @@ def test_outputs_are_fresh_arrays(double, small_cnn_onnx, digits_splits):
         np.testing.assert_array_equal(again, kept)
 
 
-def test_buffers_are_allocated_once_and_freed_by_close(double, small_cnn_onnx):
-    engine = _engine(small_cnn_onnx)
+def test_buffers_are_allocated_once_and_freed_by_close(double, cnn_onnx):
+    engine = _engine(cnn_onnx)
     allocated = double.gpu.counts["malloc"]
     assert double.gpu.live_allocations() == 2  # one device buffer per I/O tensor
     for batch in (1, 7, 16):
@@ -113,17 +113,17 @@ def test_buffers_are_allocated_once_and_freed_by_close(double, small_cnn_onnx):
         engine.run_unchecked({"input": np.zeros((1, 1, 8, 8), np.float32)})
 
 
-def test_pycuda_context_is_pushed_only_while_in_use(monkeypatch, small_cnn_onnx):
+def test_pycuda_context_is_pushed_only_while_in_use(monkeypatch, cnn_onnx):
     double = install_trt_double(monkeypatch, "8.2")
-    with _engine(small_cnn_onnx) as engine:
+    with _engine(cnn_onnx) as engine:
         engine.infer({"input": np.zeros((2, 1, 8, 8), np.float32)})
         assert double.gpu.context_stack() == []
     assert double.gpu.context_stack() == []
 
 
-def test_identity(double, small_cnn_onnx):
+def test_identity(double, cnn_onnx):
     from engines.tensorrt_backend import TensorRTEngine
-    engine_bytes, _ = _build(small_cnn_onnx)
+    engine_bytes, _ = _build(cnn_onnx)
     with TensorRTEngine(engine_bytes, identity="abc") as engine:
         assert engine.identity() == "abc"
     with TensorRTEngine(engine_bytes) as engine:
@@ -138,10 +138,10 @@ def test_garbage_bytes_are_an_engine_compatibility_error(double):
     assert double.gpu.live_allocations() == 0
 
 
-def test_engine_of_another_tensorrt_version_is_refused(monkeypatch, small_cnn_onnx):
+def test_engine_of_another_tensorrt_version_is_refused(monkeypatch, cnn_onnx):
     from engines.tensorrt_backend import TensorRTEngine
     install_trt_double(monkeypatch, "10", version="10.3.0.30")
-    engine_bytes, _ = _build(small_cnn_onnx)
+    engine_bytes, _ = _build(cnn_onnx)
     install_trt_double(monkeypatch, "10")
     with pytest.raises(EngineCompatibilityError, match="expecting library version 10.16.1.11 "
                                                        "got 10.3.0.30.*rebuild"):
@@ -188,24 +188,24 @@ def test_cuda_python_errors_are_checked(monkeypatch):
     assert double.gpu.live_allocations() == 0 and not double.gpu.pinned
 
 
-def test_tensorrt_8_5_reads_profiles_without_get_tensor_profile_shape(monkeypatch, small_cnn_onnx):
+def test_tensorrt_8_5_reads_profiles_without_get_tensor_profile_shape(monkeypatch, cnn_onnx):
     """8.5 has the tensor-name API but not get_tensor_profile_shape: the backend's fallback
     (get_profile_shape(0, name)) runs, and the batch bounds come out right."""
     double = install_trt_double(monkeypatch, "8.5")
     assert not hasattr(double.trt.ICudaEngine, "get_tensor_profile_shape")
-    with _engine(small_cnn_onnx, min_batch=2, max_batch=6) as engine:
+    with _engine(cnn_onnx, min_batch=2, max_batch=6) as engine:
         assert (engine.min_batch, engine.max_batch) == (2, 6)
         out = engine.infer({"input": np.zeros((3, 1, 8, 8), np.float32)})
         assert out["logits"].shape == (3, 10)
 
 
-def test_data_types_map_without_trt_nptype_under_numpy_1_24(monkeypatch, small_cnn_onnx):
+def test_data_types_map_without_trt_nptype_under_numpy_1_24(monkeypatch, cnn_onnx):
     """TensorRT 8.0 - 8.5's trt.nptype fails when numpy has no np.bool (1.24 - 1.26): the backend
     maps data types from their names instead."""
     double = install_trt_double(monkeypatch, "8.5", numpy_has_bool=False)
     with pytest.raises(AttributeError, match="np.bool"):
         double.trt.nptype(double.trt.DataType.FLOAT)
-    with _engine(small_cnn_onnx) as engine:
+    with _engine(cnn_onnx) as engine:
         assert engine.inputs[0].dtype == np.float32
         engine.infer({"input": np.zeros((1, 1, 8, 8), np.float32)})
 
@@ -222,13 +222,13 @@ def test_numpy_dtype_maps_every_type_by_name_and_refuses_the_rest():
             numpy_dtype(named(name), "tensor 'x'")
 
 
-def test_buffers_of_a_non_primary_context_are_refused(monkeypatch, small_cnn_onnx):
+def test_buffers_of_a_non_primary_context_are_refused(monkeypatch, cnn_onnx):
     """TensorRT runs in the primary context: memory made under pycuda.autoinit (or make_context)
     is an illegal address there; the backend's own buffers (primary context) work."""
     double = install_trt_double(monkeypatch, "8.2")
     driver = sys.modules["pycuda.driver"]
-    engine_bytes, _ = _build(small_cnn_onnx, max_batch=2)
-    with _engine(small_cnn_onnx, max_batch=2) as engine:
+    engine_bytes, _ = _build(cnn_onnx, max_batch=2)
+    with _engine(cnn_onnx, max_batch=2) as engine:
         engine.infer({"input": np.zeros((2, 1, 8, 8), np.float32)})
     trt = double.trt
     runtime_engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(engine_bytes)

@@ -26,9 +26,9 @@ def _build(onnx_path, trt=None, calibrator=None, **config):
     return build_tensorrt(onnx_path, BuildConfig(**config), trt=trt, calibrator=calibrator)
 
 
-def test_fp32_build_facts(monkeypatch, mode, small_cnn_onnx):
+def test_fp32_build_facts(monkeypatch, mode, cnn_onnx):
     install_trt_double(monkeypatch, mode)
-    engine_bytes, facts = _build(small_cnn_onnx, min_batch=2, opt_batch=4, max_batch=8,
+    engine_bytes, facts = _build(cnn_onnx, min_batch=2, opt_batch=4, max_batch=8,
                                  workspace_mb=64)
     expected = {"8.2": ("8.2.1.8", "NVIDIA Tegra X1", "5.3"), "8.5": ("8.5.2.2", "Xavier", "7.2"),
                 "10": ("10.16.1.11", "Orin", "8.7")}
@@ -44,55 +44,55 @@ def test_fp32_build_facts(monkeypatch, mode, small_cnn_onnx):
     assert header["flags"] == []
 
 
-def test_fp16_sets_the_flag(monkeypatch, mode, small_cnn_onnx):
+def test_fp16_sets_the_flag(monkeypatch, mode, cnn_onnx):
     install_trt_double(monkeypatch, mode)
-    engine_bytes, _ = _build(small_cnn_onnx, precision="fp16")
+    engine_bytes, _ = _build(cnn_onnx, precision="fp16")
     assert engine_header(engine_bytes)["flags"] == ["FP16"]
 
 
-def test_fp16_on_a_gpu_without_fast_fp16(monkeypatch, mode, small_cnn_onnx):
+def test_fp16_on_a_gpu_without_fast_fp16(monkeypatch, mode, cnn_onnx):
     install_trt_double(monkeypatch, mode, fast_fp16=False, fast_int8=False, gpu_name="Old GPU",
                        cc=(3, 7))
     with pytest.raises(InputError, match=r"this GPU \(Old GPU, compute capability 3.7\) has no "
                                          r"fast FP16; it supports fp32: build with --precision "
                                          r"fp32"):
-        _build(small_cnn_onnx, precision="fp16")
+        _build(cnn_onnx, precision="fp16")
 
 
-def test_int8_on_a_nano_like_gpu_says_use_fp16(monkeypatch, small_cnn_onnx):
+def test_int8_on_a_nano_like_gpu_says_use_fp16(monkeypatch, cnn_onnx):
     install_trt_double(monkeypatch, "8.2", fast_int8=False)  # Tegra X1: FP16 yes, INT8 no
     with pytest.raises(InputError, match=r"NVIDIA Tegra X1, compute capability 5.3\) has no fast "
                                          r"INT8; it supports fp32, fp16: build with --precision "
                                          r"fp16"):
-        _build(small_cnn_onnx, precision="int8", calibration_cache="unused.cache")
+        _build(cnn_onnx, precision="int8", calibration_cache="unused.cache")
 
 
-def test_int8_needs_a_cache_or_qdq(monkeypatch, mode, small_cnn_onnx):
+def test_int8_needs_a_cache_or_qdq(monkeypatch, mode, cnn_onnx):
     install_trt_double(monkeypatch, mode)
     with pytest.raises(InputError, match="needs a calibration cache .*`toolkit calibrate "
                                          "MODEL.onnx --data DATA -o FILE`.* has neither"):
-        _build(small_cnn_onnx, precision="int8")
+        _build(cnn_onnx, precision="int8")
 
 
-def test_int8_with_a_missing_or_bad_cache(monkeypatch, mode, small_cnn_onnx, tmp_path):
+def test_int8_with_a_missing_or_bad_cache(monkeypatch, mode, cnn_onnx, tmp_path):
     install_trt_double(monkeypatch, mode)
     with pytest.raises(InputError, match="no such calibration cache"):
-        _build(small_cnn_onnx, precision="int8", calibration_cache=str(tmp_path / "none.cache"))
+        _build(cnn_onnx, precision="int8", calibration_cache=str(tmp_path / "none.cache"))
     bad = tmp_path / "bad.cache"
     bad.write_bytes(b"hello\n")
     with pytest.raises(InputError, match="not a TensorRT calibration cache"):
-        _build(small_cnn_onnx, precision="int8", calibration_cache=str(bad))
+        _build(cnn_onnx, precision="int8", calibration_cache=str(bad))
 
 
-def test_int8_with_a_calibration_cache(monkeypatch, mode, small_cnn_onnx, digits_splits,
+def test_int8_with_a_calibration_cache(monkeypatch, mode, cnn_onnx, digits_splits,
                                        tmp_path):
     from calibration.trt_calibrator import calibrate_to_cache
     double = install_trt_double(monkeypatch, mode)
     cache = str(tmp_path / "model.cache")
-    calibrate_to_cache(small_cnn_onnx, digits_splits[0].images, cache, batch_size=16,
+    calibrate_to_cache(cnn_onnx, digits_splits[0].images, cache, batch_size=16,
                        max_batches=4)
     sizes = (double.gpu.counts["htod"], double.gpu.live_allocations())
-    engine_bytes, facts = _build(small_cnn_onnx, precision="int8", calibration_cache=cache)
+    engine_bytes, facts = _build(cnn_onnx, precision="int8", calibration_cache=cache)
     header = engine_header(engine_bytes)
     assert header["flags"] == ["FP16", "INT8"]
     with open(cache) as handle:
@@ -107,16 +107,16 @@ def test_int8_with_a_calibration_cache(monkeypatch, mode, small_cnn_onnx, digits
         assert engine.infer({"input": digits_splits[2].images[:3]})["logits"].shape == (3, 10)
 
 
-def test_cache_of_another_tensorrt_version_is_rejected(monkeypatch, small_cnn_onnx,
+def test_cache_of_another_tensorrt_version_is_rejected(monkeypatch, cnn_onnx,
                                                        digits_splits, tmp_path):
     from calibration.trt_calibrator import calibrate_to_cache
     install_trt_double(monkeypatch, "8.2")
     cache = str(tmp_path / "nano.cache")
-    calibrate_to_cache(small_cnn_onnx, digits_splits[0].images, cache, batch_size=8, max_batches=2)
+    calibrate_to_cache(cnn_onnx, digits_splits[0].images, cache, batch_size=8, max_batches=2)
     install_trt_double(monkeypatch, "10")
     with pytest.raises(InputError, match="TensorRT 10.16.1.11 rejected the calibration cache "
                                          ".*nano.cache .*calibrate again on this device"):
-        _build(small_cnn_onnx, precision="int8", calibration_cache=cache)
+        _build(cnn_onnx, precision="int8", calibration_cache=cache)
 
 
 def test_int8_from_qdq_nodes_needs_no_cache(monkeypatch, mode, tmp_path):
@@ -173,7 +173,7 @@ def test_other_dynamic_axes_are_refused(monkeypatch, mode, tmp_path):
         _build(path)
 
 
-def test_tensorrt_11_without_precision_flags(small_cnn_onnx):
+def test_tensorrt_11_without_precision_flags(cnn_onnx):
     from engines.tensorrt_build import _check_precision
     trt11 = types.SimpleNamespace(__version__="11.1.0", BuilderFlag=types.SimpleNamespace())
     with pytest.raises(InputError, match="TensorRT 11.1.0 has no FP16 builder flag .*precision "
@@ -182,17 +182,17 @@ def test_tensorrt_11_without_precision_flags(small_cnn_onnx):
                          {"gpu_name": "Thor", "compute_capability": "11.0"})
 
 
-def test_build_engine_and_load_engine_on_the_double(monkeypatch, mode, small_cnn_onnx,
+def test_build_engine_and_load_engine_on_the_double(monkeypatch, mode, cnn_onnx,
                                                     digits_splits, tmp_path):
     """engines.build / engines.load (the callers) with backend tensorrt, end to end."""
     from engines.build import build_engine
     from engines.load import load_engine
     install_trt_double(monkeypatch, mode)
     path = str(tmp_path / "model.engine")
-    sidecar = build_engine(small_cnn_onnx, path, BuildConfig(max_batch=8, backend="tensorrt"))
+    sidecar = build_engine(cnn_onnx, path, BuildConfig(max_batch=8, backend="tensorrt"))
     assert sidecar.backend == "tensorrt" and sidecar.tensorrt_version.startswith(mode)
     images = digits_splits[2].images[:8]
-    with load_engine(path) as engine, load_engine(small_cnn_onnx) as reference:
+    with load_engine(path) as engine, load_engine(cnn_onnx) as reference:
         assert engine.max_batch == 8 and engine.identity() == sidecar.engine_sha256
         np.testing.assert_allclose(engine.infer({"input": images})["logits"],
                                    reference.infer({"input": images})["logits"], atol=1e-5)
@@ -238,17 +238,17 @@ def _save_qdq_model(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-def test_a_refused_optimization_profile_is_an_error(monkeypatch, mode, small_cnn_onnx):
+def test_a_refused_optimization_profile_is_an_error(monkeypatch, mode, cnn_onnx):
     """add_optimization_profile answers -1 for a profile TensorRT refuses (here opt > max)."""
     install_trt_double(monkeypatch, mode)
     config = BuildConfig(max_batch=8)
     config.opt_batch = 16
     from engines.tensorrt_build import build_tensorrt
     with pytest.raises(InputError, match="TensorRT refused the optimization profile batch 1..16..8"):
-        build_tensorrt(small_cnn_onnx, config)
+        build_tensorrt(cnn_onnx, config)
 
 
-def test_serialized_engine_has_no_len_in_tensorrt(monkeypatch, mode, small_cnn_onnx):
+def test_serialized_engine_has_no_len_in_tensorrt(monkeypatch, mode, cnn_onnx):
     """IHostMemory has nbytes and the buffer protocol, not len(): the backend copies it whole."""
     double = install_trt_double(monkeypatch, mode)
     from engines.tensorrt_build import build_tensorrt
@@ -261,18 +261,18 @@ def test_serialized_engine_has_no_len_in_tensorrt(monkeypatch, mode, small_cnn_o
         return result
     monkeypatch.setattr(type.__getattribute__(double.trt.Builder, "__mro__")[1],
                         "build_serialized_network", spy)
-    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=2))
+    engine_bytes, _ = build_tensorrt(cnn_onnx, BuildConfig(max_batch=2))
     with pytest.raises(TypeError):
         len(seen[0])
     assert len(engine_bytes) == seen[0].nbytes
 
 
-def test_progress_reports_the_build(monkeypatch, mode, small_cnn_onnx):
+def test_progress_reports_the_build(monkeypatch, mode, cnn_onnx):
     """10.x: TensorRT's progress monitor; 8.x: a first line, the builder's INFO log, the end."""
     install_trt_double(monkeypatch, mode)
     from engines.tensorrt_build import build_tensorrt
     lines = []
-    build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=2), progress=lines.append)
+    build_tensorrt(cnn_onnx, BuildConfig(max_batch=2), progress=lines.append)
     assert lines[-1].startswith("TensorRT build finished in ")
     if mode == "10":
         assert "(progress monitor)" in lines[0]

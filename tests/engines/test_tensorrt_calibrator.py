@@ -30,7 +30,7 @@ def _build(onnx_path, calibrator, **config):
                           calibrator=calibrator)
 
 
-def test_an_unreadable_cache_is_a_note_and_calibration_goes_on(double, small_cnn_onnx, tmp_path,
+def test_an_unreadable_cache_is_a_note_and_calibration_goes_on(double, cnn_onnx, tmp_path,
                                                                monkeypatch):
     path = tmp_path / "model.cache"
     path.write_bytes(b"TRT-8201-EntropyCalibration2\n")
@@ -39,35 +39,35 @@ def test_an_unreadable_cache_is_a_note_and_calibration_goes_on(double, small_cnn
     def unreadable(_path):
         raise PermissionError("[Errno 13] Permission denied")
     monkeypatch.setattr(os.path, "getsize", unreadable)
-    _, facts = _build(small_cnn_onnx, calibrator)
+    _, facts = _build(cnn_onnx, calibrator)
     assert calibrator.error is None and calibrator.batches_used == 2
     assert any("cannot read the calibration cache" in note and "Permission denied" in note
                for note in facts["notes"])
 
 
-def test_a_failing_batch_source_fails_the_build_with_its_reason(double, small_cnn_onnx):
+def test_a_failing_batch_source_fails_the_build_with_its_reason(double, cnn_onnx):
     def batches():
         yield _batches(1)[0]
         raise IOError("the camera went away")
     calibrator = tensorrt_calibrator.make_calibrator(batches=batches(), batch_size=4)
     with pytest.raises(InputError, match="INT8 calibration failed: OSError: the camera went away"):
-        _build(small_cnn_onnx, calibrator)
+        _build(cnn_onnx, calibrator)
 
 
-def test_an_unwritable_cache_fails_the_build(double, small_cnn_onnx, tmp_path):
+def test_an_unwritable_cache_fails_the_build(double, cnn_onnx, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     calibrator = tensorrt_calibrator.make_calibrator(
         batches=_batches(), cache_path=str(blocker / "model.cache"), overwrite=True)
     with pytest.raises(InputError, match="INT8 calibration failed: cannot write"):
-        _build(small_cnn_onnx, calibrator)
+        _build(cnn_onnx, calibrator)
 
 
-def test_the_batch_size_reaches_tensorrt_as_an_int(double, small_cnn_onnx):
+def test_the_batch_size_reaches_tensorrt_as_an_int(double, cnn_onnx):
     calibrator = tensorrt_calibrator.make_calibrator(batches=_batches(), batch_size=4)
     calibrator.batch_size = np.float64(4.0)  # e.g. computed from a float division
     assert type(calibrator.get_batch_size()) is int
-    _build(small_cnn_onnx, calibrator)
+    _build(cnn_onnx, calibrator)
     assert calibrator.batches_used == 2
 
 
@@ -78,14 +78,14 @@ def test_a_bad_batch_size_is_caught_not_raised(double):
     assert "get_batch_size" in calibrator.notes[0] and calibrator.error
 
 
-def test_the_calibration_profile_result_is_checked(double, small_cnn_onnx):
+def test_the_calibration_profile_result_is_checked(double, cnn_onnx):
     calibrator = tensorrt_calibrator.make_calibrator(batches=_batches(), batch_size=4)
     calibrator.batch_size = -1  # TensorRT answers set_calibration_profile with False
     with pytest.raises(InputError, match="refused the calibration profile"):
-        _build(small_cnn_onnx, calibrator)
+        _build(cnn_onnx, calibrator)
 
 
-def test_the_double_aborts_on_an_exception_escaping_a_callback(double, small_cnn_onnx):
+def test_the_double_aborts_on_an_exception_escaping_a_callback(double, cnn_onnx):
     """What the backend must never do: the double stands for the abort of TensorRT 8.x."""
     calibrator = tensorrt_calibrator.make_calibrator(batches=_batches(), batch_size=4)
     base = type(calibrator).__mro__[2]  # TensorRT's calibrator base, under our _Calibrator
@@ -96,10 +96,10 @@ def test_the_double_aborts_on_an_exception_escaping_a_callback(double, small_cnn
     raising = Raising(_batches(), None, 4, False, None)
     assert isinstance(raising, base)
     with pytest.raises(TensorRTAbort, match="read_calibration_cache.*disk on fire"):
-        _build(small_cnn_onnx, raising)
+        _build(cnn_onnx, raising)
 
     class FloatBatch(type(calibrator)):
         def get_batch_size(self):
             return 4.0
     with pytest.raises(TensorRTAbort, match="Unable to cast .*float"):
-        _build(small_cnn_onnx, FloatBatch(_batches(), None, 4, False, None))
+        _build(cnn_onnx, FloatBatch(_batches(), None, 4, False, None))

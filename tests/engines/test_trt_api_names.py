@@ -109,6 +109,13 @@ def scan_source(text, lists, filename="<source>"):
     return problems
 
 
+def _literal(node):
+    """The value of a string literal node (``ast.Str`` on Python 3.6/3.7), else None."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    return getattr(node, "s", None) if type(node).__name__ == "Str" else None
+
+
 def _chains(tree):
     """``(["trt", "BuilderFlag", "FP16"], line)`` for each outermost attribute chain rooted at
     ``trt``, ``driver`` or ``self._driver``."""
@@ -129,14 +136,14 @@ def _chains(tree):
                 found.append((["driver"] + parts[1:], node.lineno))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
                 "getattr", "hasattr") and len(node.args) >= 2 and isinstance(
-                    node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+                    _literal(node.args[1]), str):
             base = node.args[0]
             parts = []
             while isinstance(base, ast.Attribute):
                 parts.insert(0, base.attr)
                 base = base.value
             if isinstance(base, ast.Name) and base.id == "trt":
-                found.append((["trt"] + parts + [node.args[1].value], node.lineno))
+                found.append((["trt"] + parts + [_literal(node.args[1])], node.lineno))
     return [(chain, line) for chain, line in found if len(chain) > 1]
 
 
@@ -183,7 +190,7 @@ def test_double_refuses_every_name_of_the_other_generation(monkeypatch, mode):
 
 # -- 2. what the backend touched while running -------------------------------------------------
 @pytest.fixture(scope="module")
-def traced_records(small_cnn_onnx, digits_splits, tmp_path_factory):
+def traced_records(cnn_onnx, digits_splits, tmp_path_factory):
     """Build fp32/fp16/int8 (calibrated, then from the cache), run and close, in both modes."""
     from calibration.trt_calibrator import calibrate_to_cache
     from engines.build_config import BuildConfig
@@ -209,11 +216,11 @@ def traced_records(small_cnn_onnx, digits_splits, tmp_path_factory):
                 install_trt_double(monkeypatch, mode, cuda_layout=layout)
             assert tensorrt_available() and runtime_facts()["tensorrt_version"]
             cache = str(folder / "{}-{}.cache".format(mode, layout))
-            calibrate_to_cache(small_cnn_onnx, images, cache, batch_size=8, max_batches=2)
+            calibrate_to_cache(cnn_onnx, images, cache, batch_size=8, max_batches=2)
             for precision in ("fp32", "fp16", "int8"):
                 config = BuildConfig(precision=precision, max_batch=8, calibration_cache=(
                     cache if precision == "int8" else None))
-                engine_bytes, _ = build_tensorrt(small_cnn_onnx, config, progress=[].append)
+                engine_bytes, _ = build_tensorrt(cnn_onnx, config, progress=[].append)
                 with TensorRTEngine(engine_bytes) as engine:
                     for batch in (1, 8):
                         engine.infer({"input": images[:batch]})
@@ -283,12 +290,12 @@ def test_checkers_catch_wrong_names(lists):
 
 
 @pytest.mark.parametrize("mode, name", [("10", "num_bindings"), ("8.2", "num_io_tensors")])
-def test_a_backend_touching_the_other_generation_fails_on_the_double(monkeypatch, small_cnn_onnx,
+def test_a_backend_touching_the_other_generation_fails_on_the_double(monkeypatch, cnn_onnx,
                                                                      mode, name):
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     double = install_trt_double(monkeypatch, mode)
-    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=2))
+    engine_bytes, _ = build_tensorrt(cnn_onnx, BuildConfig(max_batch=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runtime = double.trt.Runtime(double.trt.Logger(double.trt.Logger.WARNING))
@@ -297,4 +304,5 @@ def test_a_backend_touching_the_other_generation_fails_on_the_double(monkeypatch
         getattr(engine, name)
     with pytest.raises(AttributeError):
         engine._io  # the double's internals are not reachable from outside it
-    assert np.dtype(double.trt.nptype(double.trt.DataType.FLOAT)) == np.float32
+    from engines.tensorrt_backend import numpy_dtype  # never trt.nptype (np.bool in <= 8.5)
+    assert numpy_dtype(double.trt.DataType.FLOAT, "x") == np.float32

@@ -20,17 +20,17 @@ def _network(trt, onnx_path, flags=None):
     return builder, network, parser, logger
 
 
-def test_onnx_parser_needs_explicit_batch_on_8_2(monkeypatch, small_cnn_onnx):
+def test_onnx_parser_needs_explicit_batch_on_8_2(monkeypatch, cnn_onnx):
     trt = install_trt_double(monkeypatch, "8.2").trt
-    _, _, parser, _ = _network(trt, small_cnn_onnx, flags=0)
-    assert not parser.parse_from_file(small_cnn_onnx)
+    _, _, parser, _ = _network(trt, cnn_onnx, flags=0)
+    assert not parser.parse_from_file(cnn_onnx)
     assert "explicit batch" in parser.get_error(0).desc()
 
 
-def test_dynamic_network_without_profile_does_not_build(monkeypatch, small_cnn_onnx):
+def test_dynamic_network_without_profile_does_not_build(monkeypatch, cnn_onnx):
     trt = install_trt_double(monkeypatch, "10").trt
-    builder, network, parser, logger = _network(trt, small_cnn_onnx)
-    assert parser.parse_from_file(small_cnn_onnx)
+    builder, network, parser, logger = _network(trt, cnn_onnx)
+    assert parser.parse_from_file(cnn_onnx)
     assert builder.build_serialized_network(network, builder.create_builder_config()) is None
     assert "no optimization profile" in logger.seen[-1]
 
@@ -59,12 +59,12 @@ def test_no_workspace_property_in_10_and_no_pool_in_8_2(monkeypatch):
     assert not hasattr(config8, "set_memory_pool_limit") and not hasattr(trt8, "MemoryPoolType")
 
 
-def test_execution_needs_shapes_and_live_pointers(monkeypatch, small_cnn_onnx):
+def test_execution_needs_shapes_and_live_pointers(monkeypatch, cnn_onnx):
     from engines.build_config import BuildConfig
     from engines.tensorrt_build import build_tensorrt
     double = install_trt_double(monkeypatch, "10")
     trt, gpu = double.trt, double.gpu
-    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=4))
+    engine_bytes, _ = build_tensorrt(cnn_onnx, BuildConfig(max_batch=4))
     engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(engine_bytes)
     context = engine.create_execution_context()
     stream = gpu.new_stream().handle
@@ -81,13 +81,13 @@ def test_execution_needs_shapes_and_live_pointers(monkeypatch, small_cnn_onnx):
     assert context.execute_async_v3(stream) is False  # 4 bytes cannot hold 4x10 floats
 
 
-def test_results_arrive_only_after_synchronize(monkeypatch, small_cnn_onnx):
+def test_results_arrive_only_after_synchronize(monkeypatch, cnn_onnx):
     from engines import cuda_memory
     from engines.build_config import BuildConfig
     from engines.tensorrt_backend import TensorRTEngine
     from engines.tensorrt_build import build_tensorrt
     install_trt_double(monkeypatch, "8.2")
-    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=4))
+    engine_bytes, _ = build_tensorrt(cnn_onnx, BuildConfig(max_batch=4))
 
     class NoSync(cuda_memory.PycudaMemory):
         def synchronize(self):  # a backend that forgot to wait for its stream
@@ -201,14 +201,14 @@ def test_pagelocked_arrays_have_their_allocation_as_base(monkeypatch):
     context.detach()
 
 
-def test_tensorrt_10_with_pycuda(monkeypatch, small_cnn_onnx):
+def test_tensorrt_10_with_pycuda(monkeypatch, cnn_onnx):
     """TensorRT 10's tensor-name API over pycuda's primary context (JetPack 6 with pycuda)."""
     from engines.build_config import BuildConfig
     from engines.tensorrt_backend import TensorRTEngine
     from engines.tensorrt_build import build_tensorrt
     double = install_trt_double(monkeypatch, "10", cuda="pycuda")
     assert "pycuda.driver" in sys.modules and sys.modules["cuda.cudart"] is None
-    engine_bytes, _ = build_tensorrt(small_cnn_onnx, BuildConfig(max_batch=4))
+    engine_bytes, _ = build_tensorrt(cnn_onnx, BuildConfig(max_batch=4))
     with TensorRTEngine(engine_bytes) as engine:
         assert engine._memory.binding == "pycuda"
         assert engine.infer({"input": np.zeros((4, 1, 8, 8), np.float32)})["logits"].shape == (4, 10)

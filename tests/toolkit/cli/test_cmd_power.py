@@ -19,6 +19,7 @@ def test_help_explains_with_examples(capsys):
 
 
 def test_live_view_records_and_plots(nano, tmp_path, capsys):
+    pytest.importorskip("matplotlib")  # --plot (not on the device)
     csv_path, png_path = tmp_path / "trace.csv", tmp_path / "trace.png"
     code = main(["power", "--sysfs-root", nano.root, "--duration", "0.6", "--refresh-s", "0.2",
                  "--record", str(csv_path), "--plot", str(png_path)])

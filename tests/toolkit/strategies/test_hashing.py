@@ -33,6 +33,7 @@ def test_invariant_dhash_is_the_same_for_all_eight_dihedral_copies(shape):
 
 
 def test_a_hash_does_not_depend_on_the_batch_it_is_in():
+    pytest.importorskip("scipy")  # digits16 (not on the device)
     from calibration.datasets import load_digits_variant
     images = load_digits_variant("digits16").images[:300]
     for invariant in (False, True):
