@@ -64,3 +64,16 @@ def test_info_names_the_gpu_when_tensorrt_is_usable(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "tensorrt     8.2.1.8 (usable on NVIDIA Tegra X1 (compute capability 5.3))" in out
     assert "build        `toolkit build` makes TensorRT engines here" in out
+
+
+def test_install_checks_show_what_to_fix():
+    from toolkit.cli.cmd_info import install_check_lines
+    lines = install_check_lines([
+        {"name": "pip", "ok": True, "detail": "pip 21.3.1", "fix": None},
+        {"name": "openblas", "ok": False, "detail": "numpy 1.19.5 on aarch64",
+         "fix": "export OPENBLAS_CORETYPE=ARMV8"},
+        {"name": "numpy", "ok": None, "detail": "no TensorRT: no check", "fix": None}])
+    assert lines == ["check        ok   pip       pip 21.3.1",
+                     "check        FIX  openblas  numpy 1.19.5 on aarch64",
+                     "               fix: export OPENBLAS_CORETYPE=ARMV8",
+                     "check        -    numpy     no TensorRT: no check"]
