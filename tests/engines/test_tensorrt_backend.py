@@ -242,3 +242,16 @@ def test_buffers_of_a_non_primary_context_are_refused(monkeypatch, cnn_onnx):
         assert context.execute_async_v2([int(inputs), int(outputs)], stream.handle) is False
     finally:
         driver.Context.pop()
+
+
+def test_backend_auto_on_jetpack_5_1_with_numpy_1_24(monkeypatch, cnn_onnx, tmp_path):
+    """TensorRT 8.5.2 + numpy 1.24 (trt.nptype broken): `auto` picks TensorRT, and it works."""
+    from engines.build import build_engine, resolve_backend
+    from engines.load import load_engine
+    install_trt_double(monkeypatch, "8.5", numpy_has_bool=False)
+    assert resolve_backend("auto") == "tensorrt"
+    out = str(tmp_path / "m.engine")
+    sidecar = build_engine(cnn_onnx, out, BuildConfig(max_batch=4, backend="auto"))
+    assert sidecar.backend == "tensorrt" and sidecar.tensorrt_version == "8.5.2.2"
+    with load_engine(out) as engine:
+        assert engine.infer({"input": np.zeros((4, 1, 8, 8), np.float32)})["logits"].shape == (4, 10)
