@@ -69,7 +69,7 @@ class Dataset(object):
 
 
 def load_digits_variant(name="digits", seed=0):
-    """One of :data:`BUNDLED`, from scikit-learn's bundled digits (no download)."""
+    """One of :data:`BUNDLED`, from the bundled digits (:func:`load_bundled_digits`; no download)."""
     if name not in BUNDLED:
         raise InputError("unknown bundled data set '{}'; choose from {}".format(name, list(BUNDLED)))
     digits, labels = load_bundled_digits()
