@@ -28,6 +28,8 @@ def _classifier(opset=13, classes=6, output="logits"):
 
 @pytest.mark.parametrize("opset", [13, 18])
 def test_head_outputs_match_the_host_softmax(opset):
+    if opset > onnx.defs.onnx_opset_version():  # onnx 1.11, the last for Python 3.6, stops at 16
+        pytest.skip("onnx {} does not know opset {}".format(onnx.__version__, opset))
     from toolkit.strategies.scores import softmax_and_max
     model = add_confidence_head(_classifier(opset))
     onnx.checker.check_model(onnx.load_from_string(model))
