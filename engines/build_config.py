@@ -25,7 +25,7 @@ class BuildConfig(object):
             raise InputError("batch profile needs 1 <= min ({}) <= opt ({}) <= max ({})".format(
                 min_batch, opt_batch, max_batch))
         if workspace_mb <= 0:
-            raise InputError("--workspace-mb must be positive, got {}".format(workspace_mb))
+            raise InputError("the builder workspace must be a positive number of MiB, got {}".format(workspace_mb))
         self.precision = precision
         self.min_batch = int(min_batch)
         self.opt_batch = int(opt_batch)

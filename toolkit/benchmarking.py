@@ -43,11 +43,11 @@ def bench_engine(engine, batch_size, iterations, warmup, progress=True, feeds=No
     """
     batch_size, iterations, warmup = int(batch_size), int(iterations), int(warmup)
     if batch_size < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch_size))
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
     if iterations < 1:
-        raise InputError("--iterations must be at least 1, got {}".format(iterations))
+        raise InputError("the number of timed calls must be at least 1, got {}".format(iterations))
     if warmup < 0:
-        raise InputError("--warmup must be 0 or more, got {}".format(warmup))
+        raise InputError("the number of warm-up calls must be 0 or more, got {}".format(warmup))
     if feeds is None:
         feeds = random_feeds(engine, batch_size)
     engine.check_feeds(feeds)  # one clear error before any timing (batch above the profile ...)

@@ -542,9 +542,9 @@ def duplicate(data, fraction, transform="none", seed=0):
     as PNG, so they are different bytes)."""
     fraction = float(fraction)
     if not 0.0 <= fraction <= 1.0:
-        raise InputError("--duplicate must be between 0 and 1, got {:g}".format(fraction))
+        raise InputError("the duplicated share must be between 0 and 1, got {:g}".format(fraction))
     if transform not in DUPLICATE_TRANSFORMS:
-        raise InputError("--duplicate-transform must be one of {}, got '{}'".format(
+        raise InputError("the duplicate transform must be one of {}, got '{}'".format(
             ", ".join(DUPLICATE_TRANSFORMS), transform))
     count = int(round(fraction * len(data)))
     if count == 0:
@@ -719,7 +719,7 @@ def run_deployment(deployment, data=None, batch_size=32, meter=None, files=None,
         raise InputError("give either data or files to run")
     batch_size = int(batch_size)
     if batch_size < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch_size))
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
     source = data if files is None else files
     total = len(source)
     if total == 0:

@@ -208,7 +208,7 @@ def load_pool(out_dir):
 
 def _make_dir(path):
     if os.path.exists(path) and not os.path.isdir(path):
-        raise InputError("--out {} exists and is not a folder".format(path))
+        raise InputError("the output folder {} exists and is not a folder".format(path))
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:

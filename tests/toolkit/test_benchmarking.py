@@ -44,9 +44,9 @@ def test_bench_engine_with_a_progress_bar(capsys):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(batch_size=0, iterations=1, warmup=0), "--batch must be at least 1"),
-    (dict(batch_size=1, iterations=0, warmup=0), "--iterations must be at least 1"),
-    (dict(batch_size=1, iterations=1, warmup=-1), "--warmup must be 0 or more"),
+    (dict(batch_size=0, iterations=1, warmup=0), "the batch size must be at least 1"),
+    (dict(batch_size=1, iterations=0, warmup=0), "the number of timed calls must be at least 1"),
+    (dict(batch_size=1, iterations=1, warmup=-1), "the number of warm-up calls must be 0 or more"),
     (dict(batch_size=17, iterations=1, warmup=0), "batch 17 is above the engine's maximum batch 16"),
 ])
 def test_bad_bench_settings(kwargs, message):

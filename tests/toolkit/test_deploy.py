@@ -303,7 +303,7 @@ def test_run_argument_errors(models, digits_splits):
     with deploy.load_spec(_spec(models, CASCADE)) as deployment:
         with pytest.raises(InputError, match="either data or files"):
             deploy.run_deployment(deployment)
-        with pytest.raises(InputError, match="--batch must be at least 1"):
+        with pytest.raises(InputError, match="the batch size must be at least 1"):
             deploy.run_deployment(deployment, digits_splits[2], batch_size=0)
         from calibration.datasets import load_digits_variant
         with pytest.raises(InputError, match="images are 1x16x16 but the deployment takes 1x8x8"):
@@ -312,8 +312,8 @@ def test_run_argument_errors(models, digits_splits):
 
 
 @pytest.mark.parametrize("fraction, transform, message", [
-    (1.5, "none", "--duplicate must be between 0 and 1"),
-    (0.5, "shear", "--duplicate-transform must be one of"),
+    (1.5, "none", "the duplicated share must be between 0 and 1"),
+    (0.5, "shear", "the duplicate transform must be one of"),
 ])
 def test_bad_duplicate_settings(digits_splits, fraction, transform, message):
     with pytest.raises(InputError, match=message):

@@ -7,33 +7,41 @@ import click
 
 from basics.errors import InputError
 from toolkit.cli.cmd_run import duplicate_options
-from toolkit.power.options import config_from_options, power_options
+from toolkit.cli.options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    batch_option,
+    data_option,
+    json_flag,
+    power_options,
+    progress_option,
+    providers_option,
+    threads_option,
+)
+from toolkit.cli.outputs import Output, guard, spec_reads
+from toolkit.power.options import config_from_options
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 @click.command("bench")
 @click.argument("target", metavar="TARGET")
-@click.option("--batch", type=int, default=None,
+@batch_option(default=None,
               help="Samples per call [default: 1 for an engine, 32 for a deployment spec].")
-@click.option("--iterations", default=200, show_default=True, type=int,
+@click.option("--iterations", default=200, show_default=True, type=POSITIVE_INT,
               help="Timed calls (engine targets).")
-@click.option("--warmup", default=20, show_default=True, type=int,
+@click.option("--warmup", default=20, show_default=True, type=NON_NEGATIVE_INT,
               help="Untimed calls before timing (engine targets).")
-@click.option("--threads", default=0, show_default=True, type=int,
-              help="ONNX Runtime intra-op threads (0: its default); a spec sets its own.")
-@click.option("--providers", default=None,
-              help="ONNX Runtime providers, comma separated: cpu, cuda, tensorrt or auto "
-                   "[default: cpu].")
-@click.option("--data", default=None,
-              help="Deployment specs: the data to run, e.g. digits:test, digits-hard, a .npz or an "
-                   "image folder.")
+@threads_option("ONNX Runtime intra-op threads (0: its default); a spec sets its own.")
+@providers_option()
+@data_option("Deployment specs: the data to run, e.g. digits:test, digits-hard, a .npz or an "
+             "image folder.", required=False)
 @duplicate_options
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random batch / the duplicate shuffle.")
 @power_options(default_source="auto")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@json_flag("Print the results as one JSON object.")
+@progress_option()
 def bench(target, batch, iterations, warmup, threads, providers, data, duplicate,
           duplicate_transform, seed, power_source, power_rate_hz, idle_s, power_sysfs_root,
           as_json, no_progress):
@@ -63,6 +71,8 @@ def bench(target, batch, iterations, warmup, threads, providers, data, duplicate
         raise InputError("no such file: {}".format(target))
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
     if target.lower().endswith(SPEC_SUFFIXES):
+        reads, memo_file = spec_reads(target)
+        guard([Output("the spec's memo file", memo_file, ".npz data file")], reads)
         _bench_spec(target, 32 if batch is None else batch, data, duplicate, duplicate_transform,
                     seed, as_json, not no_progress, power)
         return
@@ -77,12 +87,6 @@ def _bench_engine(target, batch, iterations, warmup, threads, providers, seed, a
     from engines.load import load_engine
     from toolkit.benchmarking import random_feeds, summary_lines
 
-    if batch < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch))
-    if iterations < 1:
-        raise InputError("--iterations must be at least 1, got {}".format(iterations))
-    if warmup < 0:
-        raise InputError("--warmup must be 0 or more, got {}".format(warmup))
     with load_engine(target, threads=threads, providers=providers) as engine:
         feeds = random_feeds(engine, batch, seed=seed)
         engine.check_feeds(feeds)  # one clear error before idle and warm-up
@@ -154,8 +158,6 @@ def _bench_spec(target, batch, data, duplicate, transform, seed, as_json, progre
     from toolkit import deploy
     if data is None:
         raise InputError("a deployment spec needs --data (e.g. --data digits:test)")
-    if batch < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch))
     from toolkit.cli.cmd_run import load_run_data, run_with_power
     with deploy.load_spec(target) as deployment:  # closes the engines and saves the memo file
         dataset, files = load_run_data(data, duplicate, transform, seed)

@@ -4,6 +4,9 @@ import os
 
 import click
 
+from toolkit.cli.options import force_option, json_flag
+from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
+
 
 @click.command("build")
 @click.argument("onnx_path", metavar="MODEL.onnx")
@@ -42,10 +45,11 @@ import click
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of derived data sets and of the digits split (--data, --eval-data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-@click.option("--json", "as_json", is_flag=True, help="Print the sidecar as JSON.")
+@json_flag("Print the sidecar as JSON.")
+@force_option()
 def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspace_mb,
           calibration_cache, backend, data, eval_data, max_accuracy_drop, auto_fallback, seed,
-          no_progress, as_json):
+          no_progress, as_json, force):
     """Build an engine from MODEL.onnx.
 
     With TensorRT (on a Jetson) this builds a serialized TensorRT engine with one optimization
@@ -82,6 +86,10 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
                          calibration_cache=calibration_cache, backend=backend)
     if output is None:
         output = os.path.splitext(onnx_path)[0] + ".engine"
+    reads = sidecar_reads(onnx_path, "MODEL.onnx") + [Read("the calibration cache",
+                                                            calibration_cache)] + data_reads(data)
+    guard([Output("-o", output, "engine"), Output("-o", sidecar_path(output), "engine sidecar")],
+          reads, force)
     gate = _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallback, seed,
                       not no_progress)
     sidecar = build_engine(onnx_path, output, config, gate,

@@ -1,8 +1,17 @@
 """``toolkit run``: run a deployment spec on data; write predictions and a report."""
 import click
 
-from basics.errors import InputError
-from toolkit.power.options import config_from_options, power_options
+from toolkit.cli.options import (
+    FRACTION,
+    batch_option,
+    data_option,
+    force_option,
+    option,
+    power_options,
+    progress_option,
+)
+from toolkit.cli.outputs import Output, data_reads, guard, spec_reads
+from toolkit.power.options import config_from_options
 
 
 def duplicate_options(command):
@@ -13,30 +22,30 @@ def duplicate_options(command):
         type=click.Choice(["none", "rotate", "flip"]),
         help="Copies as they are, rotated by 90 degrees, or mirrored left-right.")(command)
     return click.option(
-        "--duplicate", default=0.0, show_default=True, type=float,
+        "--duplicate", default=0.0, show_default=True, type=FRACTION,
         help="Append a shuffled copy of this share of the samples (the paper's protocol: 1.0 "
              "shows every sample twice).")(command)
 
 
 @click.command("run")
 @click.argument("spec", metavar="SPEC.yaml")
-@click.option("--data", required=True,
-              help="An image folder (one sub-folder per class; files are hashed before "
-                   "decoding), digits, digits16, digits-hard, a .npz/.npy file or a split file "
-                   "written by toolkit train, with :train, :val or :test for a part (the same "
-                   "60/20/20 split for every source; split.json:test).")
+@data_option("An image folder (one sub-folder per class; files are hashed before decoding), "
+             "digits, digits16, digits-hard, a .npz/.npy file or a split file written by toolkit "
+             "train, with :train, :val or :test for a part (the same 60/20/20 split for every "
+             "source; split.json:test).")
 @duplicate_options
-@click.option("--batch", default=32, show_default=True, type=int, help="Samples per batch.")
+@batch_option()
 @click.option("-o", "--output", default=None, metavar="PREDICTIONS.csv",
               help="Write the predictions: index, source (image folders), label, class name, "
                    "confidence, true label.")
-@click.option("--json", "json_path", default=None, metavar="REPORT.json",
-              help="Write the report as JSON.")
+@option("--report", "report_path", default=None, metavar="REPORT.json", aliases=("--json",),
+        help="Write the report as JSON.")
 @power_options(default_source="auto")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the duplicate shuffle.")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, power_source,
-        power_rate_hz, idle_s, power_sysfs_root, seed, no_progress):
+@progress_option()
+@force_option()
+def run(spec, data, duplicate, duplicate_transform, batch, output, report_path, power_source,
+        power_rate_hz, idle_s, power_sysfs_root, seed, no_progress, force):
     """Run the deployment SPEC.yaml (a YAML file naming engines, strategy, memo) on --data, print a
     report (accuracy, latency per batch and per sample, throughput, handoff rate, memo hit rate,
     energy) and optionally write the predictions as CSV.
@@ -51,14 +60,16 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, po
     \b
     Examples:
       toolkit run deploy.yaml --data digits:test -o predictions.csv
-      toolkit run deploy.yaml --data digits:test --duplicate 1.0 --json report.json
+      toolkit run deploy.yaml --data digits:test --duplicate 1.0 --report report.json
       toolkit run deploy.yaml --data images/ --duplicate 1.0 --duplicate-transform rotate
       toolkit run deploy.yaml --data digits:test --power ina3221 --idle-s 5
       toolkit run deploy.yaml --data digits:test --power none
     """
     from toolkit import deploy
-    if batch < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch))
+    reads, memo_file = spec_reads(spec)
+    guard([Output("-o", output, "CSV file"), Output("--report", report_path, "JSON file"),
+           Output("the spec's memo file", memo_file, ".npz data file")],
+          reads + data_reads(data), force)
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
     with deploy.load_spec(spec) as deployment:
         dataset, files = load_run_data(data, duplicate, duplicate_transform, seed)
@@ -68,9 +79,9 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, json_path, po
     if output:
         report.write_predictions(output)
         click.echo("predictions: {}".format(output))
-    if json_path:
-        report.write_json(json_path)
-        click.echo("report: {}".format(json_path))
+    if report_path:
+        report.write_json(report_path)
+        click.echo("report: {}".format(report_path))
 
 
 def load_run_data(data, duplicate=0.0, transform="none", seed=0):

@@ -91,6 +91,10 @@ def _run(argv):
             return 128 + cause.signum
         click.echo("aborted", err=True)
         return 1
+    except click.UsageError as exc:  # one line too; exit code 2 as click's
+        command = exc.ctx.command_path if exc.ctx is not None else "toolkit"
+        click.echo("error: {} (see '{} --help')".format(exc.format_message(), command), err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -39,7 +39,7 @@ def test_help_explains_with_examples(capsys):
 def test_run_writes_predictions_and_report(spec, tmp_path, capsys):
     out_csv, out_json = str(tmp_path / "p.csv"), str(tmp_path / "r.json")
     code = main(["run", spec, "--data", "digits:test", "--duplicate", "1.0", "--batch", "40",
-                 "-o", out_csv, "--json", out_json, "--no-progress"])
+                 "-o", out_csv, "--report", out_json, "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "memo hit rate       0.500" in printed and "accuracy" in printed
@@ -71,18 +71,18 @@ def test_run_on_an_image_folder_with_rotated_copies(spec, tmp_path, capsys, digi
     assert "memo hit rate       0.000" in capsys.readouterr().out  # rotated bytes differ
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--batch", "0"], "--batch must be at least 1"),
-    (["--duplicate", "2"], "--duplicate must be between 0 and 1"),
-    (["--data", "nothing-here"], "neither a bundled data set"),
+@pytest.mark.parametrize("args, words, code", [
+    (["--batch", "0"], "'--batch': 0 is not in the range x>=1", 2),
+    (["--duplicate", "2"], "'--duplicate': 2.0 is not in the range 0<=x<=1", 2),
+    (["--data", "nothing-here"], "neither a bundled data set", 1),
 ])
-def test_bad_options_are_one_line_errors(spec, capsys, args, words):
+def test_bad_options_are_one_line_errors(spec, capsys, args, words, code):
     argv = ["run", spec, "--data", "digits:test", "--no-progress"]
     if args[0] == "--data":
         argv[3] = args[1]
     else:
         argv += args
-    assert main(argv) == 1
+    assert main(argv) == code
     _one_line_error(capsys, words)
 
 
@@ -108,7 +108,7 @@ def test_run_measures_energy_on_a_fake_ina3221(spec, tmp_path, capsys):
     nano = FakeJetson(tmp_path / "nano", "nano")
     out_json = str(tmp_path / "r.json")
     assert main(["run", spec, "--data", "digits:test", "--no-progress", "--power", "ina3221",
-                 "--power-sysfs-root", nano.root, "--idle-s", "0.1", "--json", out_json]) == 0
+                 "--power-sysfs-root", nano.root, "--idle-s", "0.1", "--report", out_json]) == 0
     out = capsys.readouterr().out
     assert "energy: measured with INA3221" in out and "idle baseline: " in out
     assert "window 'run': " in out and "360 inferences" in out and "  per inference: " in out
@@ -127,7 +127,7 @@ def test_run_with_nothing_to_measure_shows_the_expected_estimate(spec, tmp_path,
     (tmp_path / "empty").mkdir()
     out_json = str(tmp_path / "r.json")
     assert main(["run", spec, "--data", "digits:test", "--duplicate", "1.0", "--no-progress",
-                 "--power-sysfs-root", str(tmp_path / "empty"), "--json", out_json]) == 0
+                 "--power-sysfs-root", str(tmp_path / "empty"), "--report", out_json]) == 0
     out = capsys.readouterr().out
     assert "energy: not measured (no power source: " in out
     assert "ESTIMATE, not measured (analytical estimate" in out
@@ -143,7 +143,7 @@ def test_run_with_nothing_to_measure_shows_the_expected_estimate(spec, tmp_path,
 def test_run_with_power_none_has_no_energy(spec, tmp_path, capsys):
     out_json = str(tmp_path / "r.json")
     assert main(["run", spec, "--data", "digits:test", "--no-progress", "--power", "none",
-                 "--json", out_json]) == 0
+                 "--report", out_json]) == 0
     out = capsys.readouterr().out
     assert "energy" not in out and "ESTIMATE" not in out
     assert json.load(open(out_json))["energy"] is None
