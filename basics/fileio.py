@@ -12,7 +12,7 @@ import os
 import stat
 import tempfile
 
-from basics.errors import ToolkitError
+from basics.errors import InputError
 
 _REASONS = {errno.ENOSPC: "the disk is full",
             getattr(errno, "EDQUOT", -1): "the disk quota is exceeded",
@@ -21,7 +21,7 @@ _REASONS = {errno.ENOSPC: "the disk is full",
             errno.EISDIR: "it is a folder", errno.ENOENT: "no such folder"}
 
 
-class WriteError(ToolkitError):
+class WriteError(InputError):
     """A file could not be written (full disk, read-only folder ...); nothing was replaced."""
 
 

@@ -53,6 +53,22 @@ class ExportResult(object):
         return rows
 
 
+MAX_INPUT_VALUES = 1 << 27  # 512 MiB of float32 per example batch: far above any Jetson CNN input
+
+
+def check_shape_size(shape):
+    """InputError when an input of ``shape`` is too large to export and parity-check here (the
+    example and parity batches are held in memory several times)."""
+    count = 1
+    for dim in shape:
+        count *= max(int(dim), 1)
+    if count > MAX_INPUT_VALUES:
+        raise InputError("an input of shape {} holds {:,} values ({:.1f} GiB as float32); the "
+                         "export handles at most {:,} per batch: give a smaller shape".format(
+                             "x".join(str(d) for d in shape), count, count * 4.0 / (1 << 30),
+                             MAX_INPUT_VALUES))
+
+
 def export_to_onnx(model, path, input_shape, opset=13, input_names=("input",),
                    output_names=("logits",), dynamic_batch=True, metadata=None, parity_inputs=None,
                    tolerance=None, parity_batches=None, seed=0):
@@ -72,6 +88,7 @@ def export_to_onnx(model, path, input_shape, opset=13, input_names=("input",),
         raise InputError("export needs a torch.nn.Module, got {}".format(type(model).__name__))
     shape = parse_shape(input_shape if isinstance(input_shape, str)
                         else "x".join(str(d) for d in input_shape))
+    check_shape_size(shape)
     input_names = _names(input_names, "input")
     output_names = _names(output_names, "output")
     if len(input_names) != 1:

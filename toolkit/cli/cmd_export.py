@@ -5,6 +5,8 @@ import os
 import click
 
 from basics.errors import InputError
+from toolkit.cli.options import force_option
+from toolkit.cli.outputs import Output, Read, guard, model_source_reads
 
 
 @click.command("export")
@@ -43,8 +45,10 @@ from basics.errors import InputError
 @click.option("--rtol", default=1e-4, show_default=True, type=float,
               help="Relative parity bound: pass when |onnx - torch| <= tolerance + rtol * |torch|.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random inputs.")
+@force_option()
 def export(model, weights, input_shape, output, static_batch, opset, input_name, output_name, labels,
-           labels_file, resize, mean, std, channel_order, parity_inputs, tolerance, rtol, seed):
+           labels_file, resize, mean, std, channel_order, parity_inputs, tolerance, rtol, seed,
+           force):
     """Export a PyTorch MODEL to ONNX, check it, and write a metadata sidecar.
 
     MODEL is 'package.module:factory' (a function or class returning an nn.Module, called without
@@ -68,10 +72,14 @@ def export(model, weights, input_shape, output, static_batch, opset, input_name,
     from engines.base import parse_shape
     from engines.model_metadata import ModelMetadata
     from export.model_loader import load_model
-    from export.onnx_export import JETPACK4_MAX_OPSET, export_to_onnx
+    from export.onnx_export import JETPACK4_MAX_OPSET, check_shape_size, export_to_onnx
     from export.parity import Tolerance
 
+    guard([Output("-o", output, "ONNX model"), Output("-o", output + ".json", "model sidecar")],
+          model_source_reads(model, weights) + [Read("the labels file", labels_file),
+                                               Read("the parity inputs", parity_inputs)], force)
     shape = parse_shape(input_shape)
+    check_shape_size(shape)
     tol = Tolerance(tolerance, rtol)
     class_names = _class_names(labels, labels_file)
     if channel_order is None and len(shape) == 4:

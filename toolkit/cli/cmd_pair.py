@@ -6,6 +6,15 @@ import click
 import numpy as np
 
 from basics.errors import InputError
+from toolkit.cli.options import (
+    batch_option,
+    data_option,
+    force_option,
+    option,
+    progress_option,
+    threads_option,
+)
+from toolkit.cli.outputs import Output, data_reads, guard, sidecar_reads
 from toolkit.strategies.scores import SCORES
 from toolkit.strategies.thresholds import DEFAULT_TOLERANCE, RULES
 
@@ -27,17 +36,16 @@ def _rule_options(func):
         click.option("--target-accuracy", type=float, default=None,
                      help="target: the validation accuracy to reach at the lowest cost."),
     ]
-    for option in reversed(options):
-        func = option(func)
+    for decorator in reversed(options):
+        func = decorator(func)
     return func
 
 
 def _common(func):
     options = [
-        click.option("--data", required=True,
-                     help="Validation data, SOURCE:val: SOURCE is digits, digits16, digits-hard, "
-                          "a .npz/.npy file, an image folder, or the split file a recipe wrote "
-                          "(pool/split.json:val). The same 60/20/20 split for every source."),
+        data_option("Validation data, SOURCE:val: SOURCE is digits, digits16, digits-hard, a "
+                    ".npz/.npy file, an image folder, or the split file a recipe wrote "
+                    "(pool/split.json:val). The same 60/20/20 split for every source."),
         click.option("--score", default="max_softmax", show_default=True,
                      type=click.Choice(list(SCORES)), help="Confidence score of model A."),
         click.option("--post-check", is_flag=True,
@@ -45,12 +53,10 @@ def _common(func):
         click.option("--cost", default="latency", show_default=True, type=click.Choice(COSTS),
                      help="Cost per sample: median latency measured here, or the analytical "
                           "energy model's estimate (toolkit energy; needs .onnx files)."),
-        click.option("--batch", default=32, show_default=True, type=int,
-                     help="Batch size for inference and latency timing."),
-        click.option("--threads", default=0, show_default=True, type=int,
-                     help="ONNX Runtime intra-op threads (0: its default)."),
-        click.option("--json", "json_path", default=None, metavar="OUT.json",
-                     help="Write the full result (curves included) as JSON."),
+        batch_option(help="Batch size for inference and latency timing."),
+        threads_option(),
+        option("--report", "json_path", default=None, metavar="OUT.json", aliases=("--json",),
+               help="Write the full result (curves included) as JSON."),
         click.option("--plot", "plot_path", default=None, metavar="CURVE.png",
                      help="Plot accuracy vs expected cost and vs threshold (needs matplotlib)."),
         click.option("--write-spec", "spec_path", default=None, metavar="DEPLOY.yaml",
@@ -58,10 +64,11 @@ def _common(func):
         click.option("--memo", default="exact", show_default=True,
                      type=click.Choice(["exact", "dhash", "off"]),
                      help="Memo mode put into the written spec."),
-        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+        progress_option(),
+        force_option(),
     ]
-    for option in reversed(options):
-        func = option(func)
+    for decorator in reversed(options):
+        func = decorator(func)
     return func
 
 
@@ -91,7 +98,8 @@ def pair():
                    "repeatable), e.g. the large model.")
 @_common
 def select(models, rule, tolerance, target_accuracy, budget, second_models, data, score,
-           post_check, cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
+           post_check, cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress,
+           force):
     """Evaluate every ordered pair (A first, B second) of MODELS on validation --data: the
     complementarity matrix (the share of A's errors B gets right; also the share exactly one of
     the two gets right), each pair's best-accuracy threshold and its threshold by --rule, and
@@ -107,7 +115,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
     Examples:
       toolkit pair select tiny.onnx small.onnx large.onnx --data digits:val --target-accuracy 0.97
       toolkit pair select a.engine b.engine c.engine --data digits:val --tolerance 0.003 \\
-          --json pairs.json --plot pairs.png --write-spec deploy.yaml
+          --report pairs.json --plot pairs.png --write-spec deploy.yaml
       toolkit pair select *.onnx --data digits:val --budget 0.27 --second large_cnn
       toolkit pair select *.onnx --data pool/split.json:val --rule best-accuracy
     """
@@ -115,6 +123,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
     if len(models) < 2:
         raise InputError("give at least two models to choose a pair from")
     _check_goal(rule, target_accuracy, tolerance, budget)
+    _guard(models, data, json_path, plot_path, spec_path, force)
     names = _names(models)
     unknown = [n for n in second_models if n not in names]
     if unknown:
@@ -157,7 +166,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
                    "of B's cost.")
 @_common
 def threshold(first, second, rule, tolerance, target_accuracy, budget, data, score, post_check,
-              cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress):
+              cost, batch, threads, json_path, plot_path, spec_path, memo, no_progress, force):
     """The threshold curve of the fixed pair A -> B on validation --data (accuracy, handoff rate
     and expected cost at every threshold of a fine grid) and the threshold chosen by --rule: by
     default the cheapest within --tolerance (half a point) of the pair's best accuracy;
@@ -172,6 +181,7 @@ def threshold(first, second, rule, tolerance, target_accuracy, budget, data, sco
     """
     from toolkit.strategies.thresholds import resolve_rule, threshold_curve
     _check_goal(rule, target_accuracy, tolerance, budget)
+    _guard((first, second), data, json_path, plot_path, spec_path, force)
     pool = _evaluate((first, second), data, cost, batch, threads, not no_progress)
     curve = threshold_curve(pool["probs"][0], pool["probs"][1], pool["labels"], score=score,
                             post_check=post_check, cost_first=pool["costs"][0],
@@ -228,6 +238,14 @@ def _saves_nothing(curve, chosen, names):
     return None
 
 
+def _guard(models, data, json_path, plot_path, spec_path, force):
+    reads = data_reads(data)
+    for path in models:
+        reads += sidecar_reads(path, "the model " + path)
+    guard([Output("--report", json_path, "JSON file"), Output("--plot", plot_path, "PNG image"),
+           Output("--write-spec", spec_path, "deployment spec")], reads, force)
+
+
 def _check_goal(rule, target_accuracy, tolerance, budget=None):
     if sum(v is not None for v in (target_accuracy, tolerance, budget)) > 1:
         raise InputError("give one of --target-accuracy, --tolerance and --budget")
@@ -253,8 +271,6 @@ def _evaluate(models, data, cost, batch, threads, progress):
     from toolkit.deploy import open_engine
     from toolkit.strategies import Single
     from toolkit.strategies.thresholds import latency_cost_ms, model_energy_cost
-    if batch < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch))
     if cost == "energy-model":
         not_onnx = [m for m in models if not m.lower().endswith(".onnx")]
         if not_onnx:

@@ -487,14 +487,24 @@ class Memo(Strategy):
         return path
 
     def _load(self, path):
-        """Fill the cache from ``path``; on any mismatch start empty and log why (no error)."""
+        """Fill the cache from ``path``; on a memo of other models or keys start empty and log
+        why. A file that is no memo at all (a model, the spec, other data) is an InputError: it
+        would be overwritten on close."""
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                data = {name: archive[name] for name in archive.files}
+            if "format" not in data or "identity" not in data:
+                raise ValueError("no memo arrays in it")
+        except Exception as exc:  # noqa: BLE001 - numpy raises many kinds
+            raise InputError("memo file {} exists but is not a memo file ({}); it would be "
+                             "overwritten: delete it or give the memo another 'file'".format(
+                                 path, str(exc).splitlines()[0] if str(exc) else
+                                 type(exc).__name__)) from None
         try:
             identity = self.inner.identity()
         except Exception as exc:  # noqa: BLE001 - engines without identity cannot be matched
             return self._start_empty(path, "the models have no identity ({})".format(exc))
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                data = {name: archive[name] for name in archive.files}
             if int(data["format"]) != _FILE_FORMAT:
                 return self._start_empty(path, "unknown file format {}".format(int(data["format"])))
             if str(data["identity"]) != identity:

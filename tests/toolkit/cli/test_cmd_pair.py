@@ -42,7 +42,7 @@ def test_select_writes_json_plot_and_a_runnable_spec(pool, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_json, out_png, out_spec = (str(tmp_path / n) for n in ("s.json", "s.png", "d.yaml"))
     code = main(["pair", "select"] + pool + ["--data", "digits:val", "--target-accuracy", "0.5",
-                                             "--json", out_json, "--plot", out_png,
+                                             "--report", out_json, "--plot", out_png,
                                              "--write-spec", out_spec, "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_select_writes_json_plot_and_a_runnable_spec(pool, tmp_path, capsys):
 def test_threshold_for_a_fixed_pair(pool, tmp_path, capsys):
     out_json = str(tmp_path / "t.json")
     code = main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--score",
-                 "entropy", "--post-check", "--tolerance", "0.05", "--json", out_json,
+                 "entropy", "--post-check", "--tolerance", "0.05", "--report", out_json,
                  "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -74,7 +74,7 @@ def test_select_within_a_budget_handing_off_to_one_model(pool, tmp_path, capsys)
     out_json = str(tmp_path / "b.json")
     assert main(["pair", "select"] + pool + ["--data", "digits:val", "--budget", "0.5",
                                              "--second", "small", "--cost", "energy-model",
-                                             "--json", out_json, "--no-progress"]) == 0
+                                             "--report", out_json, "--no-progress"]) == 0
     result = json.load(open(out_json))
     assert {p["second"] for p in result["pairs"]} == {"small"} and len(result["pairs"]) == 2
     small = [m for m in result["models"] if m["name"] == "small"][0]
@@ -88,7 +88,7 @@ def test_select_within_a_budget_handing_off_to_one_model(pool, tmp_path, capsys)
 def test_threshold_within_a_budget(pool, tmp_path, capsys):
     out_json = str(tmp_path / "tb.json")
     assert main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--budget",
-                 "0.4", "--cost", "energy-model", "--json", out_json, "--no-progress"]) == 0
+                 "0.4", "--cost", "energy-model", "--report", out_json, "--no-progress"]) == 0
     result = json.load(open(out_json))
     chosen, curve = result["chosen"], result["curve"]
     assert chosen["rule"] == "budget"
@@ -100,7 +100,7 @@ def test_energy_model_costs(pool, tmp_path, capsys):
     pytest.importorskip("onnx")
     out_json = str(tmp_path / "e.json")
     assert main(["pair", "threshold", pool[1], pool[0], "--data", "digits:val", "--cost",
-                 "energy-model", "--json", out_json, "--no-progress"]) == 0
+                 "energy-model", "--report", out_json, "--no-progress"]) == 0
     curve = json.load(open(out_json))["curve"]
     assert "energy" in curve["cost_unit"]
     assert curve["cost_second"] > curve["cost_first"] > 0  # the CNN costs more than a matmul
@@ -113,10 +113,11 @@ def test_energy_model_costs(pool, tmp_path, capsys):
     (["--second", "nope"], "--second nope: not one of the models"),
     (["--target-accuracy", "1.5"], "--target-accuracy must be in [0, 1]"),
     (["--tolerance", "-0.1"], "--tolerance must be in [0, 1]"),
-    (["--batch", "0"], "--batch must be at least 1"),
+    (["--batch", "0"], "'--batch': 0 is not in the range x>=1"),
 ])
 def test_bad_select_options_are_one_line_errors(pool, capsys, extra, words):
-    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--no-progress"] + extra) == 1
+    code = 2 if words.startswith("'--") else 1  # click's usage errors keep exit code 2
+    assert main(["pair", "select"] + pool + ["--data", "digits:val", "--no-progress"] + extra) == code
     _one_line_error(capsys, words)
 
 

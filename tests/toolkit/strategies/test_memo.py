@@ -226,10 +226,20 @@ def test_cache_with_other_keys_or_damaged_is_not_used(tmp_path):
     memo.save()
     perceptual, _ = _memo(MemoConfig(mode="dhash", path=path))
     assert len(perceptual) == 0 and "keys are xxh3_128" in perceptual.load_status
-    with open(path, "wb") as handle:
-        handle.write(b"not a cache")
-    damaged, _ = _memo(MemoConfig(path=path))
-    assert len(damaged) == 0 and "unreadable" in damaged.load_status
+
+
+
+@pytest.mark.parametrize("content", [b"not a cache", b"PK\x03\x04 truncated zip", "npz"])
+def test_a_file_that_is_no_memo_is_refused_and_kept(tmp_path, content):
+    path = tmp_path / "memo.npz"
+    if content == "npz":  # any other .npz, e.g. a data set
+        np.savez(str(path), images=np.zeros((2, 1, 8, 8), np.float32))
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="exists but is not a memo file"):
+        _memo(MemoConfig(path=str(path)))
+    assert path.read_bytes() == before
 
 
 def test_encoded_path_decodes_only_the_misses():
