@@ -202,11 +202,18 @@ class PruneResult(object):
                     label, base[key], final[key], 100.0 * (final[key] - base[key])))
         if self.latency:
             lat = self.latency
-            out.append("ONNX Runtime CPU latency, batch {}: {:.3f} ms -> {:.3f} ms ({:.2f}x faster; "
+            out.append("ONNX Runtime CPU latency, batch {}: {:.3f} ms -> {:.3f} ms ({}; "
                        "median of {} interleaved runs, {} thread(s))".format(
-                           lat["batch"], lat["original_ms"], lat["pruned_ms"], lat["speedup"],
-                           lat["iterations"], lat["threads"]))
+                           lat["batch"], lat["original_ms"], lat["pruned_ms"],
+                           speed_change(lat["speedup"]), lat["iterations"], lat["threads"]))
         return out
+
+
+def speed_change(speedup):
+    """``1.25`` -> "1.25x faster", ``0.8`` -> "1.25x slower" (never "0.80x faster")."""
+    if speedup >= 1.0:
+        return "{:.2f}x faster".format(speedup)
+    return "{:.2f}x slower".format(1.0 / speedup) if speedup > 0 else "slower"
 
 
 def onnx_bytes(model, input_shape, opset=13, dynamic_batch=False):

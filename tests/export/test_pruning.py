@@ -17,6 +17,7 @@ from export import models  # noqa: E402
 from export import pruning_channels as channels_mod  # noqa: E402
 from export.pruning import (  # noqa: E402
     PruneConfig,
+    PruneResult,
     compare_latency,
     drop_smallest,
     match_layers,
@@ -217,3 +218,14 @@ def test_only_plain_modules_can_be_pruned(trained_small_cnn, digits_splits):
     train, val, _ = digits_splits
     with pytest.raises(InputError, match="needs a torch.nn.Module"):
         prune_model(torch.jit.script(models.tiny_cnn()), train, val)
+
+
+def test_a_slowdown_is_printed_as_slower_never_as_fractional_faster():
+    base = {"energy_units": 10.0, "val_accuracy": 0.9, "test_accuracy": None}
+    result = PruneResult(None, None, PruneConfig(), [], base, dict(base), "done", [])
+    result.latency = {"batch": 8, "original_ms": 1.0, "pruned_ms": 1.25, "speedup": 0.8,
+                      "iterations": 5, "threads": 1}
+    line = [text for text in result.lines() if "latency" in text][0]
+    assert "1.25x slower" in line and "faster" not in line
+    result.latency.update(pruned_ms=0.5, speedup=2.0)
+    assert "2.00x faster" in [text for text in result.lines() if "latency" in text][0]

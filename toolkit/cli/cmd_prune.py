@@ -1,11 +1,12 @@
 """``toolkit prune``: energy-aware pruning of a PyTorch model (host side; torch imported lazily)."""
 import json
-import sys
 
 import click
 
 from basics.errors import InputError
 from basics.lazy import lazy_import
+from toolkit.cli.options import NON_NEGATIVE_INT, force_option, json_flag, progress_option
+from toolkit.cli.outputs import Output, data_reads, guard, model_source_reads
 
 
 @click.command("prune")
@@ -30,7 +31,7 @@ from basics.lazy import lazy_import
               help="Pruned ONNX to write (+ <output>.json metadata sidecar).")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Where the JSON report goes [default: <output minus .onnx>.prune.json].")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@json_flag("Print the report as JSON instead of tables.")
 @click.option("--bits", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="Bit width of the energy model.")
 @click.option("--rounds", default=8, show_default=True, type=int,
@@ -52,13 +53,15 @@ from basics.lazy import lazy_import
               help="Training epochs when no --weights are given.")
 @click.option("--calibration-samples", default=256, show_default=True, type=int,
               help="Training images used for the least-squares refit.")
-@click.option("--latency-batch", default=256, show_default=True, type=int,
+@click.option("--latency-batch", default=256, show_default=True, type=NON_NEGATIVE_INT,
               help="Batch at which the original and pruned ONNX are timed on ONNX Runtime (CPU, "
                    "1 thread); 0 skips the timing.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split and training.")
+@progress_option()
+@force_option()
 def prune(model_factory, weights, data, target_energy, granularity, max_accuracy_drop, output,
           report, as_json, bits, rounds, error_bound, step, channel_multiple, finetune_epochs,
-          finetune_lr, train_epochs, calibration_samples, latency_batch, seed):
+          finetune_lr, train_epochs, calibration_samples, latency_batch, seed, no_progress, force):
     """Prune MODEL_FACTORY for energy (Yang, Chen, Sze, CVPR 2017) and export it to ONNX.
 
     MODEL_FACTORY is 'package.module:factory' (or 'file.py:factory'), called without arguments;
@@ -90,8 +93,10 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     from export.pruning import PruneConfig, compare_latency, onnx_bytes, prune_model
     from toolkit.energy_model import EnergyModelConfig
 
-    if latency_batch < 0:
-        raise InputError("--latency-batch must be 0 (skip) or positive, got {}".format(latency_batch))
+    report = report or _default_report(output)
+    guard([Output("-o", output, "ONNX model"), Output("-o", output + ".json", "model sidecar"),
+           Output("--report", report, "JSON file")],
+          model_source_reads(model_factory, weights) + data_reads(data), force)
     if train_epochs < 1 and weights is None:
         raise InputError("--train-epochs must be at least 1 when no --weights are given")
     config = PruneConfig(target_energy=target_energy, granularity=granularity,
@@ -113,7 +118,7 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
         raise InputError("{} is a TorchScript model, which cannot be pruned; give its "
                          "'package.module:factory' and --weights".format(model_factory))
     if weights is None:
-        _train(training, model, train, train_epochs, seed)
+        _train(training, model, train, train_epochs, seed, not no_progress)
     say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
     result = prune_model(model, train, val, config, test=test, progress=say)
 
@@ -124,7 +129,6 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     if latency_batch:
         result.latency = compare_latency(onnx_bytes(result.original, shape, dynamic_batch=True),
                                          exported.onnx_path, batch_size=latency_batch)
-    report = report or _default_report(output)
     data_out = result.to_dict()
     data_out.update({"model": model_factory, "weights": weights, "data": data,
                      "onnx": exported.onnx_path, "report": report})
@@ -137,12 +141,15 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     click.echo("wrote {} and {}".format(exported.onnx_path, report))
 
 
-def _train(training, model, data, epochs, seed):
-    tqdm = lazy_import("tqdm", "progress bars")
-    with tqdm.tqdm(total=epochs, desc="train", unit="epoch", file=sys.stderr, leave=False) as bar:
+def _train(training, model, data, epochs, seed, progress):
+    from basics.progress import progress_bar
+    bar = progress_bar(epochs, "train", "epoch", progress)
+    try:
         training.train_classifier(model, data, training.TrainConfig(epochs=epochs, seed=seed),
-                                  progress=lambda epoch, loss: (bar.update(1),
-                                                                bar.set_postfix(loss=round(loss, 4))))
+                                  progress=lambda epoch, loss: (bar.update(1), bar.set_postfix_str(
+                                      "loss={:.4f}".format(loss))))
+    finally:
+        bar.close()
 
 
 def _default_report(output):
