@@ -6,6 +6,8 @@ import os
 import click
 
 from basics.errors import InputError, MissingDependencyError
+from toolkit.cli.options import batch_option, force_option
+from toolkit.cli.outputs import Output, data_reads, guard, sidecar_reads
 
 FORMATS = ("cache", "qdq")
 CACHE_ALGORITHMS = ("entropy2", "minmax")
@@ -29,7 +31,7 @@ QDQ_HINT = ("without it, --format qdq -o MODEL.int8.onnx quantizes through ONNX 
               default="entropy2", show_default=True,
               help="TensorRT's calibrators: entropy2 or minmax; qdq also offers percentile "
                    "(clips each activation at its 99.999th percentile).")
-@click.option("--batch-size", default=8, show_default=True, type=int,
+@batch_option(default=8, aliases=("--batch-size",),
               help="Images per calibration batch (a last partial batch is dropped).")
 @click.option("--max-batches", default=None, type=int,
               help="Use at most this many batches [default: every full batch of --data].")
@@ -48,8 +50,9 @@ QDQ_HINT = ("without it, --format qdq -o MODEL.int8.onnx quantizes through ONNX 
                    "the most sensitive layers in floating point (no Q/DQ) until it passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def calibrate(onnx_path, data, output, fmt, algorithm, batch_size, max_batches, workspace_mb, seed,
-              eval_data, max_accuracy_drop, auto_fallback, as_json, no_progress):
+@force_option()
+def calibrate(onnx_path, data, output, fmt, algorithm, batch, max_batches, workspace_mb, seed,
+              eval_data, max_accuracy_drop, auto_fallback, as_json, no_progress, force):
     """Calibrate MODEL.onnx for INT8 on --data: write a TensorRT calibration cache, or a Q/DQ ONNX.
 
     The data is preprocessed as the model's metadata (MODEL.onnx.json, from `toolkit export`)
@@ -82,8 +85,11 @@ def calibrate(onnx_path, data, output, fmt, algorithm, batch_size, max_batches, 
     fmt = _format(fmt, output)
     if output is None:
         output = _default_output(onnx_path, fmt)
-    if batch_size < 1:
-        raise InputError("--batch-size must be at least 1, got {}".format(batch_size))
+    batch_size = batch
+    outputs = [Output("-o", output, "calibration cache")] if fmt == "cache" else [
+        Output("-o", output, "ONNX model"), Output("-o", output + ".json", "model sidecar")]
+    reads = sidecar_reads(onnx_path, "MODEL.onnx") + data_reads(data) + data_reads(eval_data)
+    guard(outputs, reads, force)
     if max_batches is not None and max_batches < 1:
         raise InputError("--max-batches must be at least 1, got {}".format(max_batches))
     if not os.path.isfile(onnx_path):

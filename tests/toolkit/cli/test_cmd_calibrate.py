@@ -41,7 +41,7 @@ def test_help(capsys):
 def test_qdq_writes_a_model_that_builds_as_int8(small_cnn_onnx, tmp_path, capsys, no_tensorrt):
     out = str(tmp_path / "m.int8.onnx")
     assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "--format", "qdq",
-                 "-o", out, "--batch-size", "16", "--no-progress"]) == 0
+                 "-o", out, "--batch", "16", "--no-progress"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("quantized {} to Q/DQ INT8 on digits:train with ONNX Runtime"
                                .format(small_cnn_onnx))
@@ -113,7 +113,7 @@ def test_qdq_from_an_image_folder(small_cnn_onnx, tmp_path, digits_splits, capsy
     from tests.calibration.test_sources import write_png_digits
     root = write_png_digits(tmp_path / "images", digits_splits[0], 80)  # the gate compares 80
     out = str(tmp_path / "q.onnx")
-    assert main(["calibrate", small_cnn_onnx, "--data", root, "-o", out, "--batch-size", "16",
+    assert main(["calibrate", small_cnn_onnx, "--data", root, "-o", out, "--batch", "16",
                  "--json", "--no-progress"]) == 0
     report = _json(capsys)
     assert (report["batches"], report["data"]) == (5, "images")
@@ -155,7 +155,7 @@ def test_cache_with_tensorrt_then_an_int8_build(small_cnn_onnx, tmp_path, capsys
     double = install_trt_double(monkeypatch, mode)
     cache = str(tmp_path / "m.cache")
     assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", cache,
-                 "--algorithm", algorithm, "--batch-size", "8", "--max-batches", "3"]) == 0
+                 "--algorithm", algorithm, "--batch", "8", "--max-batches", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == ("calibrated {} on digits:train with TensorRT {} ({}): 3 batches of 8 = 24 "
                         "samples".format(small_cnn_onnx, double.trt.__version__, algorithm))
@@ -185,13 +185,13 @@ def test_cache_json_and_default_output(small_cnn_onnx, tmp_path, capsys, monkeyp
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--batch", "0"], "'--batch': 0 is not in the range x>=1"),
     (["--max-batches", "0"], "--max-batches must be at least 1, got 0"),
     (["--format", "cache", "-o", "x.onnx"], "a calibration cache is not an ONNX model"),
     (["--format", "qdq", "-o", "x.cache"], "the output must end in .onnx"),
     (["--algorithm", "percentile", "-o", "x.cache"], "'percentile' is for --format qdq"),
     (["--data", "digits16", "-o", "x.onnx"], "images of digits16 are 1x16x16"),
-    (["--batch-size", "2000", "-o", "x.onnx"], "at least one full batch of 2000 images, got 1078"),
+    (["--batch", "2000", "-o", "x.onnx"], "at least one full batch of 2000 images, got 1078"),
 ])
 def test_bad_options(small_cnn_onnx, tmp_path, capsys, monkeypatch, args, words):
     install_trt_double(monkeypatch, "10")  # the cache checks must not depend on TensorRT
@@ -200,8 +200,22 @@ def test_bad_options(small_cnn_onnx, tmp_path, capsys, monkeypatch, args, words)
     if args[0] == "--data":
         argv[3] = args[1]
         args = args[2:]
-    assert main(argv + args) == 1
+    assert main(argv + args) == (2 if words.startswith("'--") else 1)  # usage errors: exit 2
     _one_line_error(capsys, words)
+
+
+def test_old_batch_size_spelling_is_a_hidden_alias(small_cnn_onnx, tmp_path, capsys):
+    assert "--batch-size" not in (main(["calibrate", "--help"]), capsys.readouterr().out)[1]
+    out = str(tmp_path / "m.int8.onnx")
+    assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", out,
+                 "--batch-size", "16", "--max-batches", "2", "--no-progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["batch_size"] == 16
+    assert "--batch-size is deprecated, use --batch" in captured.err
+    assert main(["calibrate", small_cnn_onnx, "--data", "digits:train", "-o", out,
+                 "--batch-size", "16", "--batch", "8"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: give --batch or its old spelling --batch-size, not both")
     assert os.listdir(str(tmp_path)) == []
 
 
