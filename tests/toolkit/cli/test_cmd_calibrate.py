@@ -202,6 +202,7 @@ def test_bad_options(small_cnn_onnx, tmp_path, capsys, monkeypatch, args, words)
         args = args[2:]
     assert main(argv + args) == (2 if words.startswith("'--") else 1)  # usage errors: exit 2
     _one_line_error(capsys, words)
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_old_batch_size_spelling_is_a_hidden_alias(small_cnn_onnx, tmp_path, capsys):
@@ -216,7 +217,6 @@ def test_old_batch_size_spelling_is_a_hidden_alias(small_cnn_onnx, tmp_path, cap
                  "--batch-size", "16", "--batch", "8"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "error: give --batch or its old spelling --batch-size, not both")
-    assert os.listdir(str(tmp_path)) == []
 
 
 def test_missing_model_and_bad_data(small_cnn_onnx, tmp_path, capsys):
