@@ -7,17 +7,13 @@ import time
 import click
 
 from basics.errors import InputError, ToolkitError
+from toolkit.cli.options import power_options
+from toolkit.cli.outputs import Output, Read, guard
 
-CLI_SOURCES = ("auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml")
 
 
 @click.command("power")
-@click.option("--source", type=click.Choice(CLI_SOURCES), default="auto", show_default=True,
-              help="Where power comes from; auto tries them in the order listed.")
-@click.option("--sysfs-root", default="/", show_default=True, metavar="DIR",
-              help="Root under which /sys and /proc are read (a copy of a device's tree).")
-@click.option("--rate-hz", type=float, default=100.0, show_default=True,
-              help="Samples per second (tegrastats: at most 20).")
+@power_options(default_source="auto", idle=False, aliases=True)
 @click.option("--duration", type=float, default=None, metavar="S",
               help="Stop after S seconds (default: run until Ctrl-C, SIGTERM or SIGHUP).")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
@@ -33,7 +29,7 @@ CLI_SOURCES = ("auto", "ina3221", "tegrastats", "jtop", "rapl", "nvml")
               help="tegrastats command ('--interval MS' is appended).")
 @click.option("--list", "list_sources", is_flag=True,
               help="Only say which sources work here, and why the others do not.")
-def power(source, sysfs_root, rate_hz, duration, record_path, plot_path, from_path, refresh_s,
+def power(power_source, power_rate_hz, power_sysfs_root, duration, record_path, plot_path, from_path, refresh_s,
           tegrastats_cmd, list_sources):
     """Show the power rails live (voltage, current, power, running energy), record a trace,
     plot it.
@@ -51,10 +47,13 @@ def power(source, sysfs_root, rate_hz, duration, record_path, plot_path, from_pa
       toolkit power --duration 30 --record trace.csv --plot trace.png
       toolkit power --plot trace.png --from trace.csv
       toolkit power --list                            # which sources work here
-      toolkit power --source rapl --rate-hz 20        # a PC's CPU package energy
+      toolkit power --power rapl --power-rate-hz 20   # a PC's CPU package energy
     """
     from toolkit.power.config import PowerConfig
 
+    source, sysfs_root, rate_hz = power_source, power_sysfs_root, power_rate_hz
+    guard([Output("--record", record_path, "CSV file"), Output("--plot", plot_path, "PNG image")],
+          [Read("the --from recording", from_path)])
     if from_path is not None:
         if plot_path is None:
             raise InputError("--from reads a recording to plot: give --plot PNG as well")

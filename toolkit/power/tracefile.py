@@ -106,8 +106,11 @@ def read_trace_csv(path):
     """``(trace, meta)`` from a CSV written by :func:`write_trace_csv` (InputError if malformed)."""
     if not os.path.isfile(path):
         raise InputError("no such trace file: {}".format(path))
-    with open(path, "r") as handle:
-        text = handle.read()
+    with open(path, "rb") as handle:
+        try:
+            text = handle.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("{} is not a toolkit power trace (not text)".format(path)) from None
     lines = text.splitlines()
     cut = bool(text) and not text.endswith("\n") and len(lines) > 1
     if cut:  # a recording killed in the middle of a write: keep what was flushed whole

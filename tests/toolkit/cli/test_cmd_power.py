@@ -13,15 +13,15 @@ def nano(tmp_path):
 def test_help_explains_with_examples(capsys):
     assert main(["power", "--help"]) == 0
     out = capsys.readouterr().out
-    for text in ("Examples:", "--record trace.csv", "--from trace.csv", "--sysfs-root",
-                 "--rate-hz", "--duration", "INA3221"):
+    for text in ("Examples:", "--record trace.csv", "--from trace.csv", "--power-sysfs-root",
+                 "--power-rate-hz", "--duration", "INA3221"):
         assert text in out
 
 
 def test_live_view_records_and_plots(nano, tmp_path, capsys):
     pytest.importorskip("matplotlib")  # --plot (not on the device)
     csv_path, png_path = tmp_path / "trace.csv", tmp_path / "trace.png"
-    code = main(["power", "--sysfs-root", nano.root, "--duration", "0.6", "--refresh-s", "0.2",
+    code = main(["power", "--power-sysfs-root", nano.root, "--duration", "0.6", "--refresh-s", "0.2",
                  "--record", str(csv_path), "--plot", str(png_path)])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -38,7 +38,7 @@ def test_live_view_records_and_plots(nano, tmp_path, capsys):
 
 def test_list_says_what_works_and_why_not(tmp_path, capsys):
     make_fake_rapl(tmp_path)
-    assert main(["power", "--list", "--sysfs-root", str(tmp_path),
+    assert main(["power", "--list", "--power-sysfs-root", str(tmp_path),
                  "--tegrastats-cmd", "no-such-tegrastats"]) == 0
     out = capsys.readouterr().out
     assert "ina3221     no: no INA3221 rails found" in out
@@ -48,23 +48,23 @@ def test_list_says_what_works_and_why_not(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--duration", "0"], "--duration must be positive"),
     (["--refresh-s", "-1"], "--refresh-s must be positive"),
-    (["--rate-hz", "0"], "sampling rate must be between"),
+    (["--power-rate-hz", "0"], "sampling rate must be between"),
     (["--from", "x.csv"], "--from reads a recording to plot: give --plot"),
     (["--from", "x.csv", "--plot", "x.png", "--duration", "3"], "cannot be combined"),
     (["--from", "missing.csv", "--plot", "x.png"], "no such trace file"),
 ])
 def test_bad_options_are_one_line_errors(nano, args, message, capsys):
-    assert main(["power", "--sysfs-root", nano.root] + args) == 1
+    assert main(["power", "--power-sysfs-root", nano.root] + args) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 
 
 def test_no_source_found_says_where_it_looked(tmp_path, capsys):
-    assert main(["power", "--source", "ina3221", "--sysfs-root", str(tmp_path),
+    assert main(["power", "--power", "ina3221", "--power-sysfs-root", str(tmp_path),
                  "--duration", "1"]) == 1
     err = capsys.readouterr().err
     assert "no INA3221 rails found under" in err and "ina3221x" in err
-    assert main(["power", "--sysfs-root", str(tmp_path), "--duration", "1",
+    assert main(["power", "--power-sysfs-root", str(tmp_path), "--duration", "1",
                  "--tegrastats-cmd", "no-such-tegrastats"]) == 1
     assert "no power source works here" in capsys.readouterr().err
 
@@ -81,7 +81,7 @@ def test_sampling_that_breaks_is_an_error_after_writing_the_recording(nano, tmp_
     breaker = threading.Thread(target=break_a_rail)
     breaker.start()
     csv_path = tmp_path / "partial.csv"
-    code = main(["power", "--sysfs-root", nano.root, "--duration", "3", "--refresh-s", "0.1",
+    code = main(["power", "--power-sysfs-root", nano.root, "--duration", "3", "--refresh-s", "0.1",
                  "--record", str(csv_path)])
     breaker.join()
     captured = capsys.readouterr()

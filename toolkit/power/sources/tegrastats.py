@@ -54,7 +54,10 @@ def parse_line(line):
 
 
 def _command(cmd):
-    parts = shlex.split(cmd) if isinstance(cmd, str) else [str(p) for p in cmd]
+    try:
+        parts = shlex.split(cmd) if isinstance(cmd, str) else [str(p) for p in cmd]
+    except ValueError as exc:  # unbalanced quotes
+        raise InputError("tegrastats command {!r} cannot be split: {}".format(cmd, exc)) from None
     if not parts:
         raise InputError("tegrastats_cmd is empty")
     return parts
