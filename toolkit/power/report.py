@@ -52,6 +52,15 @@ def describe_estimate(estimate):
                          [k for k, _ in _MJ_KEYS] + list(_NORMALIZED_KEYS)))
 
 
+def short_reason(reason):
+    """One short line for "energy: not measured (...)": one source's reason as it is; for
+    several (``auto``) only where to read them all (the JSON report keeps the full text)."""
+    reason = reason or "no power source"
+    if reason.startswith("no power source: ") and "; " in reason:
+        return "no power source works here; `toolkit power --list` says why"
+    return reason
+
+
 class WindowResult(object):
     """The figures of one window (all None when it was not measured)."""
 
@@ -159,8 +168,7 @@ class EnergyReport(object):
                            "as {:.3g} s block averages, held; see docs/power.md)".format(
                                (self.source.get("sensor") or {}).get("period_s") or 0.0))
         else:
-            out.append("energy: not measured ({})".format(
-                self.not_measured_reason or "no power source"))
+            out.append("energy: not measured ({})".format(short_reason(self.not_measured_reason)))
         if self.idle is not None:
             out.append("idle baseline: {:.1f} mW over {:.2f} s".format(
                 self.idle["power_mw"], self.idle["duration_s"]))
