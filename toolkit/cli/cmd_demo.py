@@ -5,7 +5,9 @@ import sys
 import click
 
 from basics.errors import InputError
-from toolkit.power.options import config_from_options, power_options
+from toolkit.cli.options import power_options, progress_option
+from toolkit.cli.outputs import guard
+from toolkit.power.options import config_from_options
 
 
 @click.command("demo")
@@ -30,7 +32,7 @@ from toolkit.power.options import config_from_options, power_options
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
               show_default=True, help="Engine backend (auto: TensorRT when usable).")
 @power_options(default_source="auto")
-@click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
+@progress_option()
 def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_rounds, repeats,
          backend, power_source, power_rate_hz, idle_s, power_sysfs_root, no_progress):
     """Run the whole toolkit on bundled data and write a report (about 3 minutes on 2 CPU cores
@@ -70,11 +72,15 @@ def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_roun
             raise InputError("--data {}: not a bundled data set ({}) nor an image folder".format(
                 spec, ", ".join(BUNDLED_DATASETS)))
     shape = _shape(input_shape) if input_shape else _folder_shape(datasets)
+    guard([], folders=[("--out", out_dir)])
+    power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
+    if power.source not in ("auto", "none"):  # a named source must work: say so before training
+        from toolkit.power.sources import find_source
+        find_source(power)
     config = DemoConfig(datasets=datasets, out_dir=out_dir, epochs=epochs,
                         cbnet_epochs=cbnet_epochs, prune_rounds=prune_rounds, repeats=repeats,
                         backend=backend, fresh=fresh, input_shape=shape,
-                        power=config_from_options(power_source, power_rate_hz, idle_s,
-                                                  power_sysfs_root),
+                        power=power,
                         progress=not no_progress)
     command = " ".join(["toolkit demo"] + [a for a in sys.argv[2:]]) \
         if os.path.basename(sys.argv[0]) == "toolkit" else "toolkit demo"

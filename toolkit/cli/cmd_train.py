@@ -6,6 +6,8 @@ import click
 
 from basics.errors import InputError
 from basics.lazy import lazy_import
+from toolkit.cli.options import NON_NEGATIVE_INT, progress_option
+from toolkit.cli.outputs import guard
 
 _DATA_HELP = ("Labelled data: digits, digits16, digits-hard (bundled), an .npz (images, labels) "
               "or an image folder (one sub-folder per class; needs --input-shape). It is split "
@@ -30,10 +32,10 @@ def _common(func):
                      help="Seed of the initial weights, the batch order and the augmentation "
                           "(the 60/20/20 split is fixed: the one of --data NAME:val elsewhere, written to "
                           "OUT/split.json)."),
-        click.option("--threads", default=0, show_default=True, type=int,
+        click.option("--threads", default=0, show_default=True, type=NON_NEGATIVE_INT,
                      help="PyTorch CPU threads (0: PyTorch's default; 1 is often faster on a "
                           "busy machine)."),
-        click.option("--no-progress", is_flag=True, help="No progress bars on stderr."),
+        progress_option(),
     ]
     for option in reversed(options):
         func = option(func)
@@ -83,6 +85,7 @@ def pool(data, out_dir, input_shape, augment, no_augment, seed, threads, no_prog
       toolkit pair select pool/*.onnx --data pool/split.json:val \\
           --write-spec pool/deploy.yaml
     """
+    guard([], folders=[("--out", out_dir)])
     _torch_threads(threads)
     from export.recipes.common import load_recipe_data
     from export.recipes.pool import PoolConfig, train_pool
@@ -134,6 +137,7 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
       toolkit run cbnet/cbnet.yaml --data cbnet/split.json:test
       toolkit build cbnet/cbnet.onnx --precision fp16 -o cbnet.engine
     """
+    guard([], folders=[("--out", out_dir)])
     _torch_threads(threads)
     from export.recipes.cbnet import CBNetConfig, train_cbnet
     from export.recipes.common import load_recipe_data
@@ -150,8 +154,6 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
 
 def _torch_threads(threads):
     torch = lazy_import("torch", "training models (toolkit train)")
-    if threads < 0:
-        raise InputError("--threads must be 0 (PyTorch's default) or more, got {}".format(threads))
     if threads:
         torch.set_num_threads(threads)
 

@@ -269,7 +269,7 @@ class PowerMeter(object):
                 "power is interpolated across the gap".format(gap))
         if result.samples < MIN_WINDOW_SAMPLES:
             result.flags.append(
-                "only {} samples inside the window: run longer or raise --rate-hz".format(
+                "only {} samples inside the window: run longer or sample faster".format(
                     result.samples))
         return result
 

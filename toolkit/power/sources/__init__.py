@@ -30,7 +30,7 @@ def find_source(config, probe=True):
     """
     reasons = collections.OrderedDict()
     if config.source == "none":
-        reasons["none"] = "power measurement switched off (--source none)"
+        reasons["none"] = "power measurement switched off (--power none)"
         return None, reasons
     names = AUTO_ORDER if config.source == "auto" else (config.source,)
     for name in names:
