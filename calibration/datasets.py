@@ -30,6 +30,9 @@ class Dataset(object):
     """``images`` float32 (N, C, H, W); ``labels`` int64 (N,) or None; ``class_names`` list."""
 
     def __init__(self, images, labels, class_names, name="data", sources=None):
+        images = np.asarray(images)
+        if images.dtype.kind not in "biuf":
+            raise InputError("{}: images must hold numbers, got {}".format(name, images.dtype))
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.ndim != 4:
             raise InputError("{}: images must be 4-D (N, C, H, W), got shape {}".format(
@@ -37,7 +40,8 @@ class Dataset(object):
         if len(images) == 0:
             raise InputError("{}: the data set is empty".format(name))
         if labels is not None:
-            labels = np.asarray(labels, dtype=np.int64)
+            from basics.npz import class_labels
+            labels = class_labels(labels, "labels", name)
             if labels.shape != (len(images),):
                 raise InputError("{}: {} labels for {} images".format(name, len(labels), len(images)))
         self.images = images
@@ -139,23 +143,32 @@ def _resize_batch(images, size):
     return np.clip(ndimage.zoom(images, factor, order=1), 0.0, 1.0).astype(np.float32)
 
 
+def check_labels_fit(labels, num_classes, name="data"):
+    """InputError unless every label is a class of a model with ``num_classes`` outputs: a label
+    outside them can never be right, and scoring it as a miss would report a wrong accuracy."""
+    if labels is None or num_classes is None or not len(labels):
+        return
+    low, high = int(np.min(labels)), int(np.max(labels))
+    if low < 0 or high >= int(num_classes):
+        raise InputError("{}: labels run from {} to {} but the model has {} classes (0 to {}); "
+                         "give data labelled for this model".format(
+                             name, low, high, num_classes, int(num_classes) - 1))
+
+
 def load_npz(path):
     """An ``.npz`` with ``images`` (or ``x``) N,C,H,W or N,H,W[,C] and optional ``labels`` (or ``y``)
     and ``class_names``."""
-    if not os.path.isfile(path):
-        raise InputError("no such file: {}".format(path))
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds
-        raise InputError("{} is not a readable .npz file: {}".format(path, exc)) from None
-    with archive:
-        keys = set(archive.files)
-        image_key = "images" if "images" in keys else "x" if "x" in keys else None
-        if image_key is None:
-            raise InputError("{} has no 'images' (or 'x') array; it has {}".format(path, sorted(keys)))
-        images = archive[image_key]
-        labels = archive["labels"] if "labels" in keys else archive["y"] if "y" in keys else None
-        names = [str(n) for n in archive["class_names"]] if "class_names" in keys else None
+    from basics.npz import class_labels, numeric, read_arrays
+    archive = read_arrays(path, "file")
+    keys = set(archive)
+    image_key = "images" if "images" in keys else "x" if "x" in keys else None
+    if image_key is None:
+        raise InputError("{} has no 'images' (or 'x') array; it has {}".format(path, sorted(keys)))
+    images = numeric(archive[image_key], image_key, path)
+    label_key = "labels" if "labels" in keys else "y" if "y" in keys else None
+    labels = None if label_key is None else class_labels(archive[label_key], label_key, path)
+    names = [str(n) for n in archive["class_names"].reshape(-1)] if "class_names" in keys \
+        else None
     images = _nchw(images)
     if names is None:
         count = int(labels.max()) + 1 if labels is not None and len(labels) else 0
@@ -217,13 +230,11 @@ def load_image_files(files, classes, shape_chw, name):
 
 def load_npy(path):
     """An ``.npy`` array of images (N,C,H,W or N,H,W[,C]; uint8 is scaled to [0, 1]); no labels."""
-    if not os.path.isfile(path):
-        raise InputError("no such file: {}".format(path))
-    try:
-        images = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds
-        raise InputError("{} is not a readable .npy file: {}".format(path, exc)) from None
-    images = _nchw(images)
+    from basics.npz import numeric, read_arrays
+    arrays = read_arrays(path, "file")
+    if "" not in arrays:
+        raise InputError("{} is an .npz archive, not an .npy array: name it .npz".format(path))
+    images = _nchw(numeric(arrays[""], "the array", path))
     return Dataset(images, None, [], os.path.basename(path))
 
 

@@ -143,21 +143,16 @@ def random_batches(input_shape, dynamic_batch, batches=None, seed=0):
 
 def load_parity_inputs(path):
     """The array ``images`` (or ``x``) of an ``.npz`` file, or the array of an ``.npy`` file."""
+    from basics.npz import numeric, read_arrays
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError("no such parity input file: {}".format(path))
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - numpy raises several kinds
-        raise InputError("{} is not a readable .npz/.npy file: {}".format(path, exc)) from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        for key in ("images", "x"):
-            if key in loaded.files:
-                return loaded[key]
-        raise InputError("{} has no 'images' (or 'x') array; it has {}".format(
-            path, sorted(loaded.files)))
+    loaded = read_arrays(path, "parity input file")
+    if "" in loaded:  # an .npy
+        return numeric(loaded[""], "the array", path)
+    for key in ("images", "x"):
+        if key in loaded:
+            return numeric(loaded[key], key, path)
+    raise InputError("{} has no 'images' (or 'x') array; it has {}".format(
+        path, sorted(loaded)))
 
 
 def user_batches(images, input_shape, dynamic_batch, source="user inputs"):

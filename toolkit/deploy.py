@@ -725,6 +725,8 @@ def run_deployment(deployment, data=None, batch_size=32, meter=None, files=None,
     if total == 0:
         raise InputError("{}: the data set is empty".format(getattr(source, "name", "data")))
     strategy = deployment.strategy
+    from calibration.datasets import check_labels_fit
+    check_labels_fit(source.labels, strategy.num_classes, getattr(source, "name", "data"))
     if files is not None:
         decode = make_decoder(deployment)
         warm = np.stack([decode(files.blobs[0])])

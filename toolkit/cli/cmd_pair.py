@@ -309,6 +309,8 @@ def _evaluate(models, data, cost, batch, threads, progress):
     if len(classes) != 1:
         raise InputError("the models disagree on the number of classes: {}".format(
             ", ".join("{} {}".format(n, p.shape[1]) for n, p in zip(names, probs))))
+    from calibration.datasets import check_labels_fit
+    check_labels_fit(dataset.labels, classes.pop(), data)
     return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit,
             "data": dataset.name}
 
