@@ -57,6 +57,11 @@ def compare(reference, actual, tolerance=None):
                 "note": "shape {} != {}".format(list(got.shape), list(ref.shape))}
     if ref.size == 0:
         return {"max_abs_error": 0.0, "max_rel_error": 0.0, "passed": True}
+    bad_ref, bad_got = int(np.sum(~np.isfinite(ref))), int(np.sum(~np.isfinite(got)))
+    if bad_ref or bad_got:  # a NaN compared with a NaN proves nothing: fail, and say so
+        return {"max_abs_error": float("inf"), "max_rel_error": float("inf"), "passed": False,
+                "note": "NaN/Inf in the outputs: {} from PyTorch, {} from ONNX Runtime".format(
+                    bad_ref, bad_got)}
     diff = np.abs(got - ref)
     both_nan = np.isnan(ref) & np.isnan(got)
     diff[both_nan] = 0.0
@@ -205,6 +210,12 @@ def check_parity(model, engine, batches, output_names, tolerance=None):
     report = ParityReport(Tolerance.coerce(tolerance))
     input_name = engine.input.name
     for label, array in batches:
+        bad = int(np.sum(~np.isfinite(np.asarray(array, dtype=np.float64))))
+        if bad:
+            report.add(label, len(array), "(input)", {
+                "max_abs_error": float("inf"), "max_rel_error": float("inf"), "passed": False,
+                "note": "the input holds {} NaN/Inf value(s)".format(bad)})
+            continue
         try:
             expected = torch_outputs(model, array)
         except InputError:

@@ -247,6 +247,8 @@ def test_model_failing_at_a_parity_batch(tmp_path):
      "channel order RGB gives 3 channel"),
     ({"parity_inputs": np.zeros((2, 1, 4, 4), np.float32)}, "does not fit the model input"),
     ({"parity_inputs": "no_such_inputs.npz"}, "no such parity input file"),
+    ({"parity_inputs": np.full((2, 1, 8, 8), np.nan, np.float32)},
+     r"input.*the input holds 128 NaN/Inf value\(s\)"),
     ({"tolerance": -1.0}, "tolerance must be a finite number"),
 ])
 def test_bad_inputs(tmp_path, kwargs, words):

@@ -41,7 +41,10 @@ def test_relative_bound_admits_large_values():
 
 def test_nan_and_shape_handling():
     ref = np.array([np.nan, 1.0])
-    assert compare(ref, np.array([np.nan, 1.0]))["passed"]
+    both = compare(ref, np.array([np.nan, 1.0]))  # NaN == NaN proves nothing: it fails, named
+    assert not both["passed"] and "NaN/Inf in the outputs: 1 from PyTorch, 1 from" in both["note"]
+    inf = compare(np.array([np.inf, 1.0]), np.array([np.inf, 1.0]))
+    assert not inf["passed"] and "NaN/Inf" in inf["note"]
     one_sided = compare(ref, np.array([0.0, 1.0]))
     assert not one_sided["passed"] and one_sided["max_abs_error"] == float("inf")
     mismatch = compare(np.zeros((2, 3)), np.zeros((3, 2)))
