@@ -42,6 +42,7 @@ class ModelMetadata(object):
             raise InputError("preprocessing must be a Preprocessing, got {}".format(
                 type(preprocessing).__name__))
         self.preprocessing = preprocessing
+        self._normalize()
         self.onnx_sha256 = onnx_sha256
         self.opset = None if opset is None else int(opset)
         self.source = source
@@ -58,7 +59,19 @@ class ModelMetadata(object):
             return self.class_names[index]
         return str(index)
 
+    def _normalize(self):
+        """The one place metadata is made canonical, so that models of every toolkit command
+        compose in one spec: an unset channel order becomes what the input takes ("L" for 1
+        channel, "RGB" for 3), as ``toolkit export`` records it."""
+        prep = self.preprocessing
+        shape = self.inputs[0].shape if self.inputs else ()
+        if prep.channel_order is None and len(shape) == 4 and shape[1] in (1, 3):
+            data = prep.to_dict()
+            data["channel_order"] = "L" if shape[1] == 1 else "RGB"
+            self.preprocessing = Preprocessing.from_dict(data)
+
     def to_dict(self):
+        self._normalize()  # inputs may have been set after construction
         return {"format": FORMAT_VERSION,
                 "inputs": [s.to_dict() for s in self.inputs],
                 "outputs": [s.to_dict() for s in self.outputs],

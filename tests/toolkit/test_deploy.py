@@ -349,3 +349,24 @@ def test_classifiers_get_the_confidence_head_and_converters_do_not(models):
                           "strategy: small\n", "probs.yaml")
     with deploy.load_spec(probs) as deployment:
         assert not has_confidence_head(deployment.engines["small"])
+
+
+def test_models_of_every_toolkit_command_compose(models, digits_splits):
+    """`toolkit export` records channel order "L" for a 1-channel input, `train pool` and `prune`
+    recorded null: a cascade of one of each must load (issue 12)."""
+    import json
+
+    from basics.fileio import sha256_file
+    from engines.model_metadata import ModelMetadata
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    for name, order in (("linear.onnx", "L"), ("small.onnx", None)):
+        path = str(models / name)
+        with OnnxRuntimeEngine(path) as engine:
+            data = ModelMetadata(inputs=engine.inputs, outputs=engine.outputs,
+                                 onnx_sha256=sha256_file(path)).to_dict()
+        data["preprocessing"]["channel_order"] = order  # as each command wrote it
+        with open(path + ".json", "w") as handle:
+            json.dump(data, handle)
+    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
+        report = deploy.run_deployment(deployment, digits_splits[2])
+    assert deployment.preprocessing.channel_order == "L" and report.samples == len(digits_splits[2])
