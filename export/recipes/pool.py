@@ -110,10 +110,13 @@ class PoolResult(object):
                 return entry
         raise KeyError(name)
 
-    def to_dict(self):
+    def to_dict(self, complete=True):
+        """``complete``: False while models are still being trained (the index is written after
+        each one)."""
         return {"format": FORMAT_VERSION, "kind": "pool", "data": self.data,
                 "config": self.config, "baseline": self.config.get("baseline"),
-                "models": self.entries, "train_seconds": round(self.seconds, 2)}
+                "models": self.entries, "train_seconds": round(self.seconds, 2),
+                "complete": bool(complete)}
 
     def lines(self):
         out = ["pool on {} ({} train / {} val / {} test samples, input {})".format(
@@ -152,14 +155,20 @@ def train_pool(data, out_dir, config=None, progress=True):
     out_dir = os.fspath(out_dir)
     _make_dir(out_dir)
     registry = model_registry()
+    done = _finished_entries(out_dir, data, config)
     entries = []
     bar = progress_bar(len(config.all_models), "pool", "model", progress)
     with Stopwatch() as total:
         try:
             for name in config.all_models:
                 bar.set_description_str("pool: " + name)
-                entries.append(_train_one(name, registry[name][1], data, out_dir, config,
-                                          progress))
+                entries.append(done.get(name) or _train_one(name, registry[name][1], data,
+                                                            out_dir, config, progress))
+                # the index after every model: an interrupted run leaves a pool that loads,
+                # and a rerun with the same data and settings resumes after the last model
+                partial = PoolResult(out_dir, data.to_dict(), config.to_dict(), entries,
+                                     total.seconds)
+                write_json_atomic(partial.path, partial.to_dict(complete=False))
                 bar.update(1)
         finally:
             bar.close()
@@ -167,6 +176,27 @@ def train_pool(data, out_dir, config=None, progress=True):
     result = PoolResult(out_dir, data.to_dict(), config.to_dict(), entries, total.seconds)
     write_json_atomic(result.path, result.to_dict())
     return result
+
+
+def _finished_entries(out_dir, data, config):
+    """{name: entry} of the models an earlier run with the same data and settings finished
+    (their .onnx, sidecar and weights still there); {} when there is none to resume."""
+    import json
+    path = os.path.join(out_dir, POOL_FILE)
+    try:
+        with open(path) as handle:
+            earlier = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    same = json.loads(json.dumps([data.to_dict(), config.to_dict()]))
+    if not isinstance(earlier, dict) or [earlier.get("data"), earlier.get("config")] != same:
+        return {}
+    done = {}
+    for entry in earlier.get("models") or []:
+        files = [os.path.join(out_dir, entry.get(key) or "") for key in ("onnx", "weights")]
+        if all(os.path.isfile(f) for f in files) and os.path.isfile(files[0] + ".json"):
+            done[entry.get("name")] = entry
+    return done
 
 
 def _train_one(name, source, data, out_dir, config, progress):

@@ -83,3 +83,31 @@ def test_out_must_be_a_folder(small_recipe_data, tmp_path):
     with pytest.raises(InputError, match="not a folder"):
         pool.train_pool(small_recipe_data, str(path), pool.PoolConfig(models="tiny_cnn",
                                                                       baseline="small_cnn"))
+
+
+def test_an_interrupted_pool_loads_and_a_rerun_resumes(small_recipe_data, tmp_path, monkeypatch):
+    out = str(tmp_path / "pool")
+    config = pool.PoolConfig(models=("tiny_cnn", "flat_cnn"), baseline="small_cnn", epochs=1)
+    real, trained = pool._train_one, []
+
+    def interrupted(name, *args):
+        if len(trained) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the second model trains
+        trained.append(name)
+        return real(name, *args)
+    monkeypatch.setattr(pool, "_train_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pool.train_pool(small_recipe_data, out, config, progress=False)
+    partial = pool.load_pool(out)
+    assert [m["name"] for m in partial["models"]] == ["tiny_cnn"] and not partial["complete"]
+
+    def counted(name, *args):
+        trained.append(name)
+        return real(name, *args)
+    monkeypatch.setattr(pool, "_train_one", counted)
+    result = pool.train_pool(small_recipe_data, out, config, progress=False)
+    assert trained == ["tiny_cnn", "flat_cnn", "small_cnn"]  # tiny_cnn was not trained again
+    summary = pool.load_pool(out)
+    assert [m["name"] for m in summary["models"]] == ["tiny_cnn", "flat_cnn", "small_cnn"]
+    assert summary["complete"] and summary["models"][0] == partial["models"][0]
+    assert len(result.entries) == 3
