@@ -80,6 +80,9 @@ def export(model, weights, input_shape, output, static_batch, opset, input_name,
                                                Read("the parity inputs", parity_inputs)], force)
     shape = parse_shape(input_shape)
     check_shape_size(shape)
+    if parity_inputs is not None:  # a bad file fails now, not after the model load and export
+        from export.parity import load_parity_inputs
+        load_parity_inputs(parity_inputs)
     tol = Tolerance(tolerance, rtol)
     class_names = _class_names(labels, labels_file)
     if channel_order is None and len(shape) == 4:

@@ -283,6 +283,8 @@ def _evaluate(models, data, cost, batch, threads, progress):
             engines.append(open_engine(path, threads=threads))
         shape = engines[0].input.shape[1:]
         dataset = load_dataset(data, shape_chw=shape if -1 not in shape else None)
+        from calibration.datasets import check_labels_fit
+        check_labels_fit(dataset.labels, Single(engines[0]).num_classes, data)  # before the work
         probs, costs = [], []
         bar = _bar(len(engines), progress)
         for path, engine in zip(models, engines):
@@ -309,7 +311,6 @@ def _evaluate(models, data, cost, batch, threads, progress):
     if len(classes) != 1:
         raise InputError("the models disagree on the number of classes: {}".format(
             ", ".join("{} {}".format(n, p.shape[1]) for n, p in zip(names, probs))))
-    from calibration.datasets import check_labels_fit
     check_labels_fit(dataset.labels, classes.pop(), data)
     return {"names": names, "probs": probs, "labels": dataset.labels, "costs": costs, "unit": unit,
             "data": dataset.name}

@@ -116,6 +116,7 @@ class Memo(Strategy):
         self.load_status = "empty"
         if self.config.path and os.path.exists(self.config.path):
             self.load_status = self._load(self.config.path)
+        self._saved_generation = self._generation  # close() writes only what changed
 
     # -- classify ------------------------------------------------------------------------------
     def _classify(self, images):
@@ -484,6 +485,7 @@ class Memo(Strategy):
                  key_kind=np.array(self.config.key_kind()), key_high=high, key_low=low,
                  probs=probs, confidence=confidence)
         write_bytes_atomic(path, buffer.getvalue())
+        self._saved_generation = self._generation
         return path
 
     def _load(self, path):
@@ -540,8 +542,8 @@ class Memo(Strategy):
             return
         self._closed = True
         try:
-            if self.config.path:
-                self.save()
+            if self.config.path and self._generation != self._saved_generation:
+                self.save()  # a run that stored nothing (e.g. failed early) writes nothing
         finally:
             Strategy.close(self)
 
