@@ -13,7 +13,7 @@ setup(
     packages=find_packages(include=["basics*", "toolkit*", "engines*", "calibration*", "export*"]),
     install_requires=[
         "numpy>=1.19",
-        "click>=7.1",
+        "click>=8.0",
         "tqdm>=4.60",
         "packaging>=20",
         "pyyaml>=5.3",

@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 from basics.errors import InputError, ToolkitError
-from basics.fileio import sha256_file
+from basics.fileio import set_final_mode, sha256_file
 from basics.lazy import lazy_import
 
 # algorithm -> onnxruntime.quantization.CalibrationMethod. "entropy2" and "minmax" are the names of
@@ -177,6 +177,7 @@ def quantize_qdq(onnx_path, images, output_path, config=None, input_name=None, p
         finally:
             quantized.close()
         _fsync(tmp)
+        set_final_mode(tmp, output_path)  # mkstemp's 0600 -> the umask's mode
         os.replace(tmp, output_path)
     except BaseException:
         _remove(tmp)
