@@ -4,7 +4,7 @@ import os
 
 import click
 
-from toolkit.cli.options import force_option, json_flag
+from toolkit.cli.options import POSITIVE_INT, force_option, json_flag
 from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 
 
@@ -24,7 +24,7 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
               help="Batch TensorRT tunes its kernels for [default: --max-batch].")
 @click.option("--max-batch", default=32, show_default=True, type=int,
               help="Largest batch the engine accepts.")
-@click.option("--workspace-mb", default=256, show_default=True, type=int,
+@click.option("--workspace-mb", default=256, show_default=True, type=POSITIVE_INT,
               help="TensorRT builder workspace (scratch memory for tactics), in MiB.")
 @click.option("--calibration-cache", type=click.Path(dir_okay=False),
               help="TensorRT INT8 calibration cache (from `toolkit calibrate`); int8 only.")
