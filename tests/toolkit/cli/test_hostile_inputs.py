@@ -251,13 +251,22 @@ MALFORMED = [
     (["run", "unknown.yaml", "--data", "digits:test"], "colour"),
     (["run", "missing.yaml", "--data", "digits:test"], "no such engine file"),
     (["run", "nothing.yaml", "--data", "digits:test"], "no such deployment spec"),
+    (["energy", "t.csv"], "is not a readable ONNX model"),
+    (["energy", "m.onnx", "--calibration", "t.csv"], "is not valid JSON"),
+    (["bench", "spec.yaml", "--data", "text.npz"], "'labels' must hold numbers, got text"),
+    (["train", "pool", "--data", "pickled.npz", "--out", "pool"], "holds an object array"),
+    (["train", "cbnet", "--data", "text.npz", "--out", "cbnet"], "must hold numbers, got text"),
+    (["prune", "export.models:tiny_cnn", "--data", "pickled.npz", "-o", "p.onnx"],
+     "holds an object array"),
+    (["demo", "--out", "demo", "--power", "ina3221", "--power-sysfs-root", "folder"],
+     "no INA3221 rails"),
 ]
 
 
 @pytest.mark.parametrize("argv, words", MALFORMED, ids=lambda v: " ".join(v)
                          if isinstance(v, list) else None)
 def test_malformed_inputs_are_one_line_errors(ws, capsys, argv, words):
-    if argv[0] in ("export", "prune"):
+    if argv[0] in ("export", "prune", "train", "demo"):
         pytest.importorskip("torch")
     if "--plot" in argv:
         pytest.importorskip("matplotlib")
