@@ -73,12 +73,7 @@ def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_roun
                 spec, ", ".join(BUNDLED_DATASETS)))
     shape = _shape(input_shape) if input_shape else _folder_shape(datasets)
     guard([], folders=[("--out", out_dir)])
-    from basics.lazy import lazy_import
-    lazy_import("torch", "the demo (it trains models first)")  # one line now, not a traceback
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
-    if power.source not in ("auto", "none"):  # a named source must work: say so before training
-        from toolkit.power.sources import find_source
-        find_source(power)
     config = DemoConfig(datasets=datasets, out_dir=out_dir, epochs=epochs,
                         cbnet_epochs=cbnet_epochs, prune_rounds=prune_rounds, repeats=repeats,
                         backend=backend, fresh=fresh, input_shape=shape,
