@@ -1,7 +1,8 @@
 import click
 from click.testing import CliRunner
 
-from toolkit.power.options import config_from_options, power_options
+from toolkit.cli.options import power_options
+from toolkit.power.options import config_from_options
 
 
 @click.command()
