@@ -3,13 +3,15 @@ import json
 
 import click
 
+from toolkit.cli.options import POSITIVE_INT
+
 
 @click.command("energy")
 @click.argument("model")
 @click.option("--bits", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="Data and MAC width: 8-bit moves half the bytes (every access x 0.5) and a "
                    "MAC costs (8/16)^2 = 0.25 of a 16-bit one.")
-@click.option("--batch", default=1, show_default=True, type=int,
+@click.option("--batch", default=1, show_default=True, type=POSITIVE_INT,
               help="Images per inference: the value of a dynamic batch axis (a model whose ONNX "
                    "fixes the batch is computed at its own batch, and says so). Per-image "
                    "figures divide by the batch computed.")
@@ -58,8 +60,6 @@ def energy(model, bits, batch, weight_format, calibration, data, data_samples, a
     from basics.errors import InputError
     from toolkit.energy_model import EnergyModelConfig, estimate_onnx, fit_calibration
 
-    if batch < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch))
     if data_samples < 1:
         raise InputError("--data-samples must be at least 1, got {}".format(data_samples))
     activations = None

@@ -59,8 +59,8 @@ def test_calibration_gives_millijoules_and_the_fit_error(small_cnn_onnx, tmp_pat
 def test_errors_are_one_line(small_cnn_onnx, tmp_path, capsys):
     assert main(["energy", str(tmp_path / "none.onnx")]) == 1
     _one_line_error(capsys, "no such ONNX file")
-    assert main(["energy", small_cnn_onnx, "--batch", "0"]) == 1
-    _one_line_error(capsys, "--batch must be at least 1")
+    assert main(["energy", small_cnn_onnx, "--batch", "0"]) == 2  # click's usage error
+    _one_line_error(capsys, "'--batch': 0 is not in the range x>=1")
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["energy", small_cnn_onnx, "--calibration", str(bad)]) == 1
