@@ -281,5 +281,6 @@ def test_bad_option_values_are_one_line_usage_errors(ws, capsys):
 
 
 # -- signals ---------------------------------------------------------------------------------
-# SIGTERM / SIGHUP during each long-running command (power --record, run, bench, train, demo)
-# belong here: helper "power" adds the signal handling and its cases (issue 11).
+# SIGTERM / SIGHUP during the long-running commands run in real child processes:
+# tests/toolkit/cli/test_main_signals.py, test_cmd_run_signals.py, test_cmd_power_signals.py and
+# tests/basics/test_signals.py. A new long-running writer adds its case there.
