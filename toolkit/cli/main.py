@@ -3,12 +3,16 @@
 import importlib
 import importlib.util
 import sys
+import traceback
 
 import click
 
 from basics import __version__
 from basics.errors import ToolkitError
 from basics.signals import Terminated, install_termination_handlers
+
+#: the exit code of an internal error (a bug); a user error exits with 1
+INTERNAL_ERROR_EXIT_CODE = 2
 
 # command name -> (module, attribute, one-line summary shown by `toolkit --help`)
 COMMANDS = {
@@ -65,9 +69,10 @@ def cli():
 
 
 def main(argv=None):
-    """Run the CLI; a ToolkitError becomes one line on stderr and exit code 1. SIGTERM and SIGHUP
-    unwind like Ctrl-C (files being written are completed or removed, never left cut) and exit
-    with 128 + the signal's number."""
+    """Run the CLI. Exit codes: 0 done; 1 a user error (a :class:`ToolkitError`: one line on
+    stderr, or click's usage error); 2 an internal error (any other exception: a bug, reported
+    with its traceback). SIGTERM and SIGHUP unwind like Ctrl-C (files being written are completed
+    or removed, never left cut) and exit with 128 + the signal's number."""
     restore = install_termination_handlers()
     try:
         return _run(argv)
@@ -100,6 +105,10 @@ def _run(argv):
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Exception:  # noqa: BLE001 - anything else escaping a command is a bug
+        click.echo("internal error (this is a bug in the toolkit; please report it with the "
+                   "traceback below):\n{}".format(traceback.format_exc().rstrip()), err=True)
+        return INTERNAL_ERROR_EXIT_CODE
     return 0
 
 

@@ -141,7 +141,7 @@ def as_strategy(engine_or_strategy):
     if isinstance(engine_or_strategy, Strategy):
         return engine_or_strategy
     if not isinstance(engine_or_strategy, Engine):
-        raise InputError("expected an engine or a strategy, got {}".format(
+        raise TypeError("expected an engine or a strategy, got {}".format(
             type(engine_or_strategy).__name__))
     from toolkit.strategies.single import Single
     return Single(engine_or_strategy)

@@ -217,7 +217,7 @@ def evaluate_pool(names, probs, labels, costs, cost_unit="relative", score="max_
     if len(set(names)) != len(names):
         raise InputError("model names in a pool must differ: {}".format(list(names)))
     if len(probs) != len(names) or len(costs) != len(names):
-        raise InputError("need one probability array and one cost per model")
+        raise ValueError("need one probability array and one cost per model")
     rule, tolerance = resolve_rule(rule, target_accuracy, tolerance, cost_budget)
     if isinstance(second_models, str):
         second_models = [second_models]
