@@ -84,7 +84,7 @@ class PruneConfig(object):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InputError("{} must be an integer >= {}, got {!r}".format(name, low, value))
         if energy is not None and not isinstance(energy, EnergyModelConfig):
-            raise TypeError("energy must be an EnergyModelConfig, got {}".format(
+            raise InputError("energy must be an EnergyModelConfig, got {}".format(
                 type(energy).__name__))
         self.target_energy = float(target_energy)
         self.granularity = granularity
