@@ -80,7 +80,7 @@ class EnergyModelConfig(object):
         elif isinstance(costs, dict):
             costs = AccessCosts(**costs)
         elif not isinstance(costs, AccessCosts):
-            raise TypeError("costs must be an AccessCosts, got {}".format(type(costs).__name__))
+            raise InputError("costs must be an AccessCosts, got {}".format(type(costs).__name__))
         self.bits = int(bits)
         self.batch = int(batch)
         self.costs = costs

@@ -46,7 +46,7 @@ def estimate_onnx(model, config=None, activations=None):
     """
     config = EnergyModelConfig() if config is None else config
     if not isinstance(config, EnergyModelConfig):
-        raise TypeError("config must be an EnergyModelConfig, got {}".format(type(config).__name__))
+        raise InputError("config must be an EnergyModelConfig, got {}".format(type(config).__name__))
     source, sha, loader = _source(model)
     key = (sha, config.key(), None if activations is None else activations.key())
     if key in _cache:
@@ -75,7 +75,7 @@ def _source(model):
         data = model.SerializeToString()
         return "<ModelProto>", sha256_bytes(data), lambda: model
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError("the energy model takes an ONNX path, bytes or ModelProto, got {}".format(
+        raise InputError("the energy model takes an ONNX path, bytes or ModelProto, got {}".format(
             type(model).__name__))
     path = os.fspath(model)
     if not os.path.isfile(path):
