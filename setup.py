@@ -10,7 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.6",
-    packages=find_packages(include=["basics*", "toolkit*", "engines*", "calibration*", "export*"]),
+    packages=find_packages(include=["basics*", "toolkit*", "engines*", "calibration*", "energy_model*",
+                                    "export*"]),
     install_requires=[
         "numpy>=1.19",
         "click>=8.0",

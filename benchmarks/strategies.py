@@ -33,7 +33,7 @@ resampled together).
 2. memo on the paper's duplicated protocol (``toolkit.deploy.duplicate``, what ``toolkit bench
    --duplicate 1.0`` runs: the evaluation set, then a shuffled copy of it; the cache starts empty
    each pass): ``Memo(cascade)`` vs the baseline on the same stream. Aim: >= 88% less time, and
-   >= 88% less estimated energy (the analytical model, ``toolkit.energy_model``: engine energy per
+   >= 88% less estimated energy (the analytical model, ``energy_model``: engine energy per
    inference x inferences run; hashing is not in the model). Also reported, without an aim: the
    same on a "mixed" stream, both copies shuffled together (about half of every batch repeats, so
    the cascade runs on half-size batches);
@@ -374,7 +374,7 @@ def open_timed(path):
 def energy_per_inference(path):
     """The analytical model's energy of one inference (normalized units), or None."""
     try:
-        from toolkit.energy_model import estimate_onnx
+        from energy_model import estimate_onnx
         return float(estimate_onnx(path).total)
     except ImportError:
         return None

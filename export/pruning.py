@@ -2,7 +2,7 @@
 
 Each round:
 
-1. estimate every layer's energy with :func:`toolkit.energy_model.estimate_onnx` on the model
+1. estimate every layer's energy with :func:`energy_model.estimate_onnx` on the model
    exported to ONNX (the same formulas as ``toolkit energy``; a torch module is matched to its ONNX
    node by name) and visit the layers from the most to the least energy-hungry;
 2. in a layer, remove the smallest-magnitude weights a step at a time (``step`` of the layer at
@@ -40,7 +40,7 @@ from basics.errors import InputError
 from export import pruning_channels as channels_mod
 from export.pruning_refit import build_system, flat_weight, set_weight
 from export.training import TrainConfig, accuracy, predict_logits, train_classifier
-from toolkit.energy_model import EnergyModelConfig, estimate_onnx, layer_energy
+from energy_model import EnergyModelConfig, estimate_onnx, layer_energy
 
 GRANULARITIES = ("weights", "channels")
 

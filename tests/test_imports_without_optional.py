@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 OPTIONAL = ("torch", "onnxruntime", "onnx", "tensorrt", "pycuda", "cuda")
-DEVICE_PACKAGES = ("toolkit", "engines", "calibration")
+DEVICE_PACKAGES = ("toolkit", "engines", "calibration", "energy_model", "basics")
 
 BOOTSTRAP = r"""
 import importlib.abc, json, os, sys

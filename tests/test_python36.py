@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-DEVICE_PACKAGES = ("basics", "engines", "calibration", "toolkit")
+DEVICE_PACKAGES = ("basics", "engines", "calibration", "energy_model", "toolkit")
 
 
 def test_device_packages_are_python36_compatible():

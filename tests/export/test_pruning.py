@@ -27,7 +27,7 @@ from export.pruning import (  # noqa: E402
     refit_masked,
 )
 from export.pruning_refit import build_system, flat_weight, set_weight  # noqa: E402
-from toolkit.energy_model import estimate_onnx  # noqa: E402
+from energy_model import estimate_onnx  # noqa: E402
 
 SHAPE = (1, 1, 8, 8)
 FAST = dict(finetune_epochs=1, calibration_samples=96, max_rounds=2)

@@ -66,7 +66,7 @@ def test_an_int8_engine_is_estimated_at_8_bits(small_cnn_onnx, digits_splits, tm
     be costed at 16 bits, the same figure as the FP32 engine)."""
     from calibration.qdq import quantize_qdq
     from toolkit.cli.main import main
-    from toolkit.energy_model import EnergyModelConfig, estimate_onnx
+    from energy_model import EnergyModelConfig, estimate_onnx
     qdq = str(tmp_path / "m.int8.onnx")
     quantize_qdq(small_cnn_onnx, digits_splits[0].images[:64], qdq)
     engine = str(tmp_path / "m.int8.engine")

@@ -38,7 +38,7 @@ def energy(model, bits, batch, weight_format, calibration, data, data_samples, a
     Energy = MACs x 1 + accesses at each memory level x its cost: DRAM 200, global buffer 6,
     inter-PE array 2, register file 1 (normalized to one 16-bit MAC; Yang, Chen, Sze, CVPR 2017).
     Access counts come from a simplified row-stationary dataflow whose assumptions are listed in
-    the toolkit.energy_model docstring. Zero weights are skipped (pruned models cost less) and
+    the energy_model docstring. Zero weights are skipped (pruned models cost less) and
     fewer bits cost less. Shapes come from ONNX shape inference.
 
     Figures are per inference (the batch computed: --batch, or the model's own fixed batch)
@@ -58,7 +58,7 @@ def energy(model, bits, batch, weight_format, calibration, data, data_samples, a
       toolkit energy model.onnx --data digits:train
     """
     from basics.errors import InputError
-    from toolkit.energy_model import EnergyModelConfig, estimate_onnx, fit_calibration
+    from energy_model import EnergyModelConfig, estimate_onnx, fit_calibration
 
     if data_samples < 1:
         raise InputError("--data-samples must be at least 1, got {}".format(data_samples))
@@ -88,7 +88,7 @@ def energy(model, bits, batch, weight_format, calibration, data, data_samples, a
 def _measure(model, data, max_samples, progress):
     """The activation sparsity of ``model`` on ``data`` (at most ``max_samples`` samples)."""
     from calibration.sources import load_calibration_set
-    from toolkit.energy_model import measure_activation_sparsity
+    from energy_model import measure_activation_sparsity
     calibration_set = load_calibration_set(data, model)
     return measure_activation_sparsity(model, calibration_set.images, calibration_set.name,
                                        max_samples=max_samples, progress=progress)

@@ -91,7 +91,7 @@ def prune(model_factory, weights, data, target_energy, granularity, max_accuracy
     from export.model_loader import load_model
     from export.onnx_export import export_to_onnx
     from export.pruning import PruneConfig, compare_latency, onnx_bytes, prune_model
-    from toolkit.energy_model import EnergyModelConfig
+    from energy_model import EnergyModelConfig
 
     report = report or _default_report(output)
     guard([Output("-o", output, "ONNX model"), Output("-o", output + ".json", "model sidecar"),

@@ -253,13 +253,13 @@ def latency_cost_ms(engine, images, batch_size=32, iterations=20, warmup=3):
 
 def model_energy_cost(onnx_path, bits=16):
     """``(energy per sample, unit)`` of an ONNX model by the analytical energy model
-    (``toolkit.energy_model.estimate_onnx``, batch 1, or per image of the model's fixed batch;
+    (``energy_model.estimate_onnx``, batch 1, or per image of the model's fixed batch;
     data and MACs ``bits`` wide): normalized units, or mJ when calibrated.
     MissingDependencyError when that module is not installed."""
     try:
-        energy_model = lazy_import("toolkit.energy_model", "energy-model costs")
+        energy_model = lazy_import("energy_model", "energy-model costs")
     except MissingDependencyError:
-        raise MissingDependencyError("the analytical energy model (toolkit.energy_model) is not "
+        raise MissingDependencyError("the analytical energy model (energy_model) is not "
                                      "available; use --cost latency") from None
     result = energy_model.estimate_onnx(onnx_path, energy_model.EnergyModelConfig(bits=bits))
     if result.per_image_mj is not None:

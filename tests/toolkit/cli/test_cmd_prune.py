@@ -42,7 +42,7 @@ def test_prunes_a_factory_stand_alone_and_writes_onnx_and_report(tmp_path, capsy
     assert report["latency"]["batch"] == 4
     assert "round stage" in captured.out and "estimated energy" in captured.out
     assert "baseline: energy" in captured.err  # progress goes to stderr
-    from toolkit.energy_model import estimate_onnx
+    from energy_model import estimate_onnx
     assert estimate_onnx(str(output)).total == pytest.approx(report["final"]["energy_units"])
 
 

@@ -6,7 +6,7 @@ on calibration images, with the input of every Conv, ConvTranspose, Gemm and Mat
 stored output (the tensor after the unary element-wise ops fused onto it, e.g. its ReLU: what is
 written to DRAM) added as graph outputs, and counts the exact zeros of each (over every sample
 and element). ``estimate_onnx(model, config, activations=...)`` then skips the MACs of zero
-inputs and compresses zeros in DRAM (see :mod:`toolkit.energy_model`, assumption 5).
+inputs and compresses zeros in DRAM (see :mod:`energy_model`, assumption 5).
 """
 import numpy as np
 
@@ -101,7 +101,7 @@ def measure_activation_sparsity(onnx_path, images, data_name="data", batch_size=
     left out). Returns an :class:`ActivationSparsity`."""
     onnx = lazy_import("onnx", "measuring activation sparsity")
     ort = lazy_import("onnxruntime", "measuring activation sparsity")
-    from toolkit.energy_model.onnx_graph import model_batch
+    from energy_model.onnx_graph import model_batch
     try:
         proto = onnx.load(onnx_path)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError and friends

@@ -34,7 +34,7 @@ Assumptions (every one is a modelling choice, not a measurement):
    nnz (1 + 4 / bits) words; ``weight_format="auto"`` stores whichever is smaller (DRAM and
    buffer). The index's decoding energy inside the PE is not modelled.
    Activation sparsity (only when measured on data: ``toolkit energy --data``,
-   :mod:`toolkit.energy_model.activations`; else every activation counts as non-zero): with a
+   :mod:`energy_model.activations`; else every activation counts as non-zero): with a
    share z of a conv/fc layer's input entries zero (spread evenly over the weights), a MAC with
    a zero input is skipped (MACs x (1 - z); its weight read and partial-sum read/write in the RF
    too; the input itself is still read from the RF, to detect the zero), and the input is
@@ -61,14 +61,14 @@ Assumptions (every one is a modelling choice, not a measurement):
 9. Q/DQ models: the integer weights behind a DequantizeLinear (minus the zero point) give the
    sparsity; the bit width is the config's, not read from the graph.
 """
-from toolkit.energy_model.activations import ActivationSparsity, measure_activation_sparsity
-from toolkit.energy_model.calibration import (
+from energy_model.activations import ActivationSparsity, measure_activation_sparsity
+from energy_model.calibration import (
                                               Calibration,
                                               Measurement,
                                               fit_calibration,
                                               load_measurements,
 )
-from toolkit.energy_model.formulas import (
+from energy_model.formulas import (
                                               AccessCosts,
                                               EnergyModelConfig,
                                               LayerEnergy,
@@ -76,8 +76,8 @@ from toolkit.energy_model.formulas import (
                                               WeightStats,
                                               layer_energy,
 )
-from toolkit.energy_model.onnx_graph import clear_cache, estimate_onnx
-from toolkit.energy_model.report import ModelEnergy
+from energy_model.onnx_graph import clear_cache, estimate_onnx
+from energy_model.report import ModelEnergy
 
 __all__ = ["AccessCosts", "ActivationSparsity", "Calibration", "EnergyModelConfig", "LayerEnergy", "LayerShape",
            "Measurement", "ModelEnergy", "WeightStats", "clear_cache", "estimate_onnx",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from basics.errors import InputError
-from toolkit.energy_model import (
+from energy_model import (
     AccessCosts,
     EnergyModelConfig,
     LayerShape,
@@ -415,7 +415,7 @@ def relu_net(rng):
 
 def test_measured_zeros_of_a_relu_network_lower_its_estimate(tmp_path):
     pytest.importorskip("onnxruntime")
-    from toolkit.energy_model import measure_activation_sparsity
+    from energy_model import measure_activation_sparsity
     rng = np.random.RandomState(0)
     model, (w1, w2, _) = relu_net(rng)
     path = str(tmp_path / "relu.onnx")
@@ -463,7 +463,7 @@ def test_measured_zeros_of_a_relu_network_lower_its_estimate(tmp_path):
 
 def test_a_fixed_batch_model_is_measured_in_whole_batches(tmp_path):
     pytest.importorskip("onnxruntime")
-    from toolkit.energy_model import measure_activation_sparsity
+    from energy_model import measure_activation_sparsity
     rng = np.random.RandomState(1)
     model, _ = relu_net(rng)
     model.graph.input[0].type.tensor_type.shape.dim[0].Clear()

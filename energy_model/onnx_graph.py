@@ -1,5 +1,5 @@
 """Walk an ONNX graph: shapes from ``onnx.shape_inference``, weights from the initializers, one
-:func:`toolkit.energy_model.formulas.layer_energy` row per costed node; cached per file sha256."""
+:func:`energy_model.formulas.layer_energy` row per costed node; cached per file sha256."""
 import collections
 import os
 
@@ -8,8 +8,8 @@ import numpy as np
 from basics.errors import InputError
 from basics.fileio import sha256_bytes, sha256_file
 from basics.lazy import lazy_import
-from toolkit.energy_model.formulas import EnergyModelConfig, LayerShape, layer_energy
-from toolkit.energy_model.report import ModelEnergy
+from energy_model.formulas import EnergyModelConfig, LayerShape, layer_energy
+from energy_model.report import ModelEnergy
 
 ELEMENTWISE_OPS = frozenset((
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Relu", "LeakyRelu", "PRelu",
@@ -39,7 +39,7 @@ def estimate_onnx(model, config=None, activations=None):
     ``config``: :class:`EnergyModelConfig` (default: 16-bit, batch 1, the paper's costs; the batch
     applies to a dynamic batch axis: a model with a fixed batch is computed at that batch, see
     :attr:`ModelEnergy.batch`). ``activations``: measured zero fractions of the layers' inputs
-    (:class:`toolkit.energy_model.activations.ActivationSparsity`), or None (every activation
+    (:class:`energy_model.activations.ActivationSparsity`), or None (every activation
     counted non-zero). Results are cached per (model sha256, config, activations): asking again
     for the same file is a dictionary lookup. Returns a :class:`ModelEnergy` (treat it as
     read-only: it may be shared through the cache).
@@ -203,7 +203,7 @@ class _Graph(object):
         fused onto it; 0 when not measured)."""
         if self.activations is None:
             return 0.0
-        from toolkit.energy_model.activations import consumers_of, stored_output
+        from energy_model.activations import consumers_of, stored_output
         if self._consumers is None:
             self._consumers = consumers_of(self.nodes)
         return self.activations.zero_fraction(stored_output(node, self._consumers))

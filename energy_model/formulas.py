@@ -3,7 +3,7 @@
 This is the ONE implementation of the access-count and energy formulas: ``estimate_onnx`` (ONNX
 graphs) and the energy-aware pruning (``export.pruning``, torch modules mapped onto the exported
 graph) both call :func:`layer_energy`. The model and every assumption are written down in the
-docstring of :mod:`toolkit.energy_model`.
+docstring of :mod:`energy_model`.
 """
 import numpy as np
 
@@ -55,7 +55,7 @@ class EnergyModelConfig(object):
     array before they spill to the buffer; ``index_bits``: bits of the index stored with each
     non-zero weight in the sparse format; ``weight_format``: ``auto`` (the smaller of dense and
     sparse), ``dense`` or ``sparse``; ``mj_per_unit``: the calibration (millijoules per normalized
-    unit) -- set it (see :func:`toolkit.energy_model.fit_calibration`) to get figures in mJ.
+    unit) -- set it (see :func:`energy_model.fit_calibration`) to get figures in mJ.
     """
 
     def __init__(self, bits=16, batch=1, costs=None, filters_per_pass=16, channels_per_pass=16,
@@ -298,7 +298,7 @@ def layer_energy(shape, config, weights=None, name="", op_type="", input_zero_fr
     skipped), or ``None`` for dense weights. ``input_zero_fraction`` / ``output_zero_fraction``:
     the share of zeros in the layer's input and in the output it stores (measured on data;
     conv/fc/matmul layers skip the MACs of zero inputs and keep zeros compressed in DRAM, see
-    :mod:`toolkit.energy_model`). Returns a :class:`LayerEnergy`.
+    :mod:`energy_model`). Returns a :class:`LayerEnergy`.
     """
     for label, value in (("input", input_zero_fraction), ("output", output_zero_fraction)):
         if not 0.0 <= float(value) <= 1.0:

@@ -11,8 +11,8 @@ import math
 import os
 
 from basics.errors import InputError
-from toolkit.energy_model.formulas import EnergyModelConfig
-from toolkit.energy_model.onnx_graph import estimate_onnx
+from energy_model.formulas import EnergyModelConfig
+from energy_model.onnx_graph import estimate_onnx
 
 
 class Measurement(object):

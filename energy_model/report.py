@@ -1,5 +1,5 @@
 """:class:`ModelEnergy`: the per-layer rows of an estimate, their totals, JSON and a text table."""
-from toolkit.energy_model.formulas import COMPUTE_KINDS, LEVELS, WEIGHTED_KINDS
+from energy_model.formulas import COMPUTE_KINDS, LEVELS, WEIGHTED_KINDS
 
 UNITS_TEXT = "normalized units (one 16-bit MAC = 1; not calibrated)"
 
