@@ -5,19 +5,20 @@ Per model: the energy model's figure for its ONNX (:func:`toolkit.strategies.thr
 model_energy_cost`: 16-bit, batch 1, normalized units unless calibrated); an ``.engine``'s
 sidecar names the ONNX it was built from (``source_onnx``, looked up next to the engine and
 checked against ``source_onnx_sha256``). Per strategy, the expected energy per sample with the
-rates the run observed (each node's own counters):
+rates the run observed (each node's own counters), by the formula its module declares
+(``StrategyType.energy``, :mod:`toolkit.strategies.registry`):
 
 - single: ``E(model)``
 - cascade: ``E(first) + handoff_rate x E(second)``
 - convert: ``E(converter) + E(classifier)``
 - memo: ``(1 - memo hit rate) x E(inner)`` (the hashing itself is not costed)
 
-This is the ONE implementation of the strategy-level estimate (``toolkit bench``, ``toolkit run``,
+This is the ONE walk of the strategy-level estimate (``toolkit bench``, ``toolkit run``,
 ``toolkit demo``). It reads counters after a run, never inside the timed loop.
 """
 import os
 
-from basics.errors import InputError, ToolkitError
+from basics.errors import InputError, InternalError, ToolkitError
 
 
 class EnergyModelEstimate(object):
@@ -118,7 +119,7 @@ def estimate_engine_file(path, name=None):
 
 def estimate_deployment(deployment):
     """The expected :class:`EnergyModelEstimate` per sample of a loaded
-    :class:`toolkit.deploy.Deployment`, with the handoff and memo hit rates its strategy counted
+    :class:`toolkit.deployment.Deployment`, with the handoff and memo hit rates its strategy counted
     (call it after the run)."""
     names = {id(engine): name for name, engine in deployment.engines.items()}
     paths = {name: ref.path for name, ref in deployment.spec.engines.items()}
@@ -128,36 +129,26 @@ def estimate_deployment(deployment):
     def engine_term(engine):
         name = names.get(id(engine))
         if name is None:
-            raise InputError("an engine of the strategy is not one of the spec's engines")
+            raise InternalError("an engine of the strategy is not one of the spec's engines")
         models[name] = costs(paths[name])
         return models[name], "E({})".format(name)
 
     def expected(node):
-        from toolkit.strategies import Cascade, Convert, Memo, Single
-        if isinstance(node, Single):
-            return engine_term(node.engine)
-        if isinstance(node, Memo):
-            rate = node.stats().get("memo_hit_rate", 0.0)
-            value, text = expected(node.inner)
-            return (1.0 - rate) * value, "(1 - {:.3f}) x [{}]".format(rate, text)
-        if isinstance(node, Cascade):
-            rate = node.stats().get("handoff_rate", 0.0)
-            first, first_text = expected(node.first)
-            second, second_text = expected(node.second)
-            return first + rate * second, "{} + {:.3f} x {}".format(
-                first_text, rate, _group(second_text))
-        if isinstance(node, Convert):
-            converter, converter_text = engine_term(node.converter)
-            classifier, classifier_text = expected(node.classifier)
-            return converter + classifier, "{} + {}".format(converter_text, classifier_text)
-        raise InputError("no energy estimate for a {} strategy".format(type(node).__name__))
+        from toolkit.strategies import registry
+        from toolkit.strategies.base import Strategy
+        if not isinstance(node, Strategy):
+            return engine_term(node)
+        declaration = registry.declaration_for(node)
+        if declaration is None:
+            raise InputError("no energy estimate for a {} strategy (it is not registered)".format(
+                type(node).__name__))
+        try:
+            return declaration.energy(node, expected)
+        except NotImplementedError as exc:
+            raise InputError(str(exc)) from None
 
     value, formula = expected(deployment.strategy)
     return EnergyModelEstimate(value, costs.unit, formula, models)
-
-
-def _group(text):
-    return text if text.startswith("E(") and text.count("E(") == 1 else "[{}]".format(text)
 
 
 def try_estimate(function, *args):

@@ -217,17 +217,22 @@ class CBNetResult(object):
         out.append("  parameters: converter {:,}, classifier {:,}; converter MSE to targets "
                    "{:.4f} (train)".format(s["parameters"]["converter"],
                                            s["parameters"]["light"], s["converter_train_mse"]))
-        out.append("wrote {}: converter.onnx, light.onnx, cbnet.onnx (fused), cbnet.yaml, "
-                   "cbnet-two-stage.yaml, {}{}".format(
-                       self.out_dir, CBNET_FILE, ", " + s["data"]["split_file"]
-                       if s["data"].get("split_file") else ""))
-        out.append("next: toolkit run {} --data {}".format(
-            os.path.join(self.out_dir, "cbnet.yaml"), data_arg(self.out_dir, s["data"], "test")))
+        with_specs = "spec_fused" in s["files"]
+        out.append("wrote {}: converter.onnx, light.onnx, cbnet.onnx (fused), {}{}{}".format(
+            self.out_dir, "cbnet.yaml, cbnet-two-stage.yaml, " if with_specs else "", CBNET_FILE,
+            ", " + s["data"]["split_file"] if s["data"].get("split_file") else ""))
+        if with_specs:
+            out.append("next: toolkit run {} --data {}".format(
+                os.path.join(self.out_dir, "cbnet.yaml"), data_arg(self.out_dir, s["data"], "test")))
         return out
 
 
-def train_cbnet(data, out_dir, config=None, progress=True):
-    """Run the recipe on ``data`` (a spec string or :class:`RecipeData`) into ``out_dir``."""
+def train_cbnet(data, out_dir, config=None, progress=True, write_spec=None):
+    """Run the recipe on ``data`` (a spec string or :class:`RecipeData`) into ``out_dir``.
+
+    ``write_spec(path, mapping)`` writes the deployment specs (``toolkit train cbnet`` passes
+    :func:`toolkit.spec_writing.write_spec`: the spec format belongs to the toolkit's runtime, a
+    sibling layer that export does not import); None: no spec files, only the models."""
     config = config or CBNetConfig()
     if not isinstance(data, RecipeData):
         data = load_recipe_data(data)
@@ -286,7 +291,7 @@ def train_cbnet(data, out_dir, config=None, progress=True):
         bar.update(1)
 
         bar.set_description_str("cbnet: export")
-        files = _export_all(converter, light, fused, data, out_dir, config)
+        files = _export_all(converter, light, fused, data, out_dir, config, write_spec)
         bar.update(1)
     finally:
         bar.close()
@@ -309,8 +314,7 @@ def train_cbnet(data, out_dir, config=None, progress=True):
     return result
 
 
-def _export_all(converter, light, fused, data, out_dir, config):
-    from toolkit.deploy import write_spec
+def _export_all(converter, light, fused, data, out_dir, config, write_spec):
     shape = data.input_shape
     paths = {"converter": os.path.join(out_dir, "converter.onnx"),
              "light": os.path.join(out_dir, "light.onnx"),
@@ -329,9 +333,10 @@ def _export_all(converter, light, fused, data, out_dir, config):
                                                   "light": "light.onnx"},
                                       "strategy": {"type": "convert", "converter": "converter",
                                                    "classifier": "light"}}}
-    for name, spec in specs.items():
-        write_spec(os.path.join(out_dir, name), spec)
     files = {key: os.path.basename(path) for key, path in paths.items()}
-    files.update({"converter_weights": "converter.pt", "light_weights": "light.pt",
-                  "spec_fused": "cbnet.yaml", "spec_two_stage": "cbnet-two-stage.yaml"})
+    files.update({"converter_weights": "converter.pt", "light_weights": "light.pt"})
+    if write_spec is not None:
+        for name, spec in specs.items():
+            write_spec(os.path.join(out_dir, name), spec)
+        files.update({"spec_fused": "cbnet.yaml", "spec_two_stage": "cbnet-two-stage.yaml"})
     return files

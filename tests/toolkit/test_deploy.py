@@ -5,9 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
-from basics.errors import InputError
+from basics.errors import InputError, InternalError
 from tests.toolkit.strategies.conftest import linear_image_onnx
 from toolkit import deploy
+from toolkit.deployment import load_spec
+from toolkit.running import run_deployment
+from toolkit.spec_writing import cascade_spec, write_spec
 from toolkit.strategies import Cascade, Memo, Single
 
 
@@ -47,10 +50,10 @@ strategy:
 
 def test_cascade_spec_runs_like_the_strategy_it_describes(models, digits_splits):
     test = digits_splits[2]
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
+    with load_spec(_spec(models, CASCADE)) as deployment:
         assert isinstance(deployment.strategy, Cascade)
         assert deployment.input_shape == (1, 8, 8)
-        report = deploy.run_deployment(deployment, test, batch_size=50)
+        report = run_deployment(deployment, test, batch_size=50)
         a, b = deployment.engines["linear"], deployment.engines["small"]
         expected = Cascade(Single(a), Single(b), 0.9, score="margin").classify(test.images)
     np.testing.assert_array_equal(report.labels, expected.labels)
@@ -72,9 +75,9 @@ def test_memo_hits_every_appended_duplicate(models, digits_splits):
     test = digits_splits[2]
     doubled = deploy.duplicate(test, 1.0)
     assert len(doubled) == 2 * len(test)
-    with deploy.load_spec(spec) as deployment:
+    with load_spec(spec) as deployment:
         assert isinstance(deployment.strategy, Memo)
-        report = deploy.run_deployment(deployment, doubled, batch_size=32)
+        report = run_deployment(deployment, doubled, batch_size=32)
     assert report.stats["memo_hit_rate"] == 0.5  # digits has no duplicates of its own
     assert report.stats["inner_samples"] == len(test)
     np.testing.assert_array_equal(report.labels[len(test):],
@@ -92,8 +95,8 @@ def test_rotated_duplicates_hit_only_an_invariant_perceptual_memo(models, digits
     rotated = deploy.duplicate(test, 1.0, transform="rotate")
     results = {}
     for memo in ("exact", "{mode: dhash, invariant: true}"):
-        with deploy.load_spec(_spec(models, CASCADE + "memo: " + memo + "\n")) as deployment:
-            results[memo] = deploy.run_deployment(deployment, rotated).stats
+        with load_spec(_spec(models, CASCADE + "memo: " + memo + "\n")) as deployment:
+            results[memo] = run_deployment(deployment, rotated).stats
     assert results["exact"]["memo_hits"] == 0
     assert results["{mode: dhash, invariant: true}"]["memo_hits"] >= 60
 
@@ -101,11 +104,11 @@ def test_rotated_duplicates_hit_only_an_invariant_perceptual_memo(models, digits
 def test_memo_file_persists_between_runs(models, digits_splits):
     spec = _spec(models, CASCADE + "memo: {mode: exact, file: cache/memo.npz}\n")
     test = digits_splits[2]
-    with deploy.load_spec(spec) as deployment:
-        deploy.run_deployment(deployment, test)
+    with load_spec(spec) as deployment:
+        run_deployment(deployment, test)
     assert os.path.isfile(str(models / "cache" / "memo.npz"))
-    with deploy.load_spec(spec) as deployment:
-        report = deploy.run_deployment(deployment, test)
+    with load_spec(spec) as deployment:
+        report = run_deployment(deployment, test)
     assert report.stats["memo_hit_rate"] == 1.0
 
 
@@ -124,11 +127,11 @@ def test_image_folder_runs_through_the_encoded_path(models, digits_splits, monke
     root = _image_folder(models / "images", test.images, test.labels, 40)
     files = deploy.duplicate(deploy.FileSet.from_folder(root), 1.0)
     decoded = []
-    with deploy.load_spec(_spec(models, CASCADE + "memo: exact\n")) as deployment:
+    with load_spec(_spec(models, CASCADE + "memo: exact\n")) as deployment:
         decode = deploy.make_decoder(deployment)
         monkeypatch.setattr(deploy, "make_decoder", lambda d: lambda b: decoded.append(1) or
                             decode(b))
-        report = deploy.run_deployment(deployment, files=files, batch_size=16)
+        report = run_deployment(deployment, files=files, batch_size=16)
         # the same pixels as arrays give the same answers
         arrays = np.stack([decode(b) for b in files.blobs])
         expected = deployment.strategy.inner.classify(arrays).labels
@@ -149,9 +152,9 @@ def test_preprocessing_comes_from_the_engines_metadata(models, digits_splits):
                       class_names=list("abcdefghij"), onnx_sha256=sha256_file(path)).save(
                           path + ".json")
     test = digits_splits[2]
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
+    with load_spec(_spec(models, CASCADE)) as deployment:
         assert deployment.class_names == list("abcdefghij")
-        report = deploy.run_deployment(deployment, test)
+        report = run_deployment(deployment, test)
         a, b = deployment.engines["linear"], deployment.engines["small"]
         expected = Cascade(a, b, 0.9, score="margin").classify((test.images - 0.5) / 0.25)
     np.testing.assert_array_equal(report.labels, expected.labels)
@@ -168,9 +171,9 @@ def test_engines_with_different_preprocessing_need_one_in_the_spec(models):
     path = str(models / "small.onnx")
     ModelMetadata(preprocessing=Preprocessing(), onnx_sha256=sha256_file(path)).save(path + ".json")
     with pytest.raises(InputError, match="expect different preprocessing"):
-        deploy.load_spec(_spec(models, CASCADE))
+        load_spec(_spec(models, CASCADE))
     spec = _spec(models, CASCADE + "preprocessing: {mean: [0.5], std: [0.5]}\n")
-    with deploy.load_spec(spec) as deployment:
+    with load_spec(spec) as deployment:
         assert deployment.preprocessing.std == (0.5,)
 
 
@@ -198,8 +201,8 @@ class _FakeMeter(object):
 
 def test_meter_window_wraps_the_run(models, digits_splits):
     meter = _FakeMeter()
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
-        report = deploy.run_deployment(deployment, digits_splits[2], meter=meter)
+    with load_spec(_spec(models, CASCADE)) as deployment:
+        report = run_deployment(deployment, digits_splits[2], meter=meter)
     assert meter.windows == [("run", len(digits_splits[2]))]
     assert report.to_dict()["energy"] == {"energy_mj_per_inference": 1.5}
     assert report.lines()[-1] == "energy 1.5 mJ per inference"
@@ -207,27 +210,27 @@ def test_meter_window_wraps_the_run(models, digits_splits):
 
 def test_single_and_convert_specs(models, digits_splits):
     single = _spec(models, "engines: {small: small.onnx}\nstrategy: small\n", "single.yaml")
-    with deploy.load_spec(single) as deployment:
+    with load_spec(single) as deployment:
         assert deployment.describe() == "single(small)"
-        assert deploy.run_deployment(deployment, digits_splits[2]).accuracy > 0.5
+        assert run_deployment(deployment, digits_splits[2]).accuracy > 0.5
     # an identity "converter" (the linear model's input is an image, so is its output here)
     from tests.toolkit.strategies.conftest import logits_onnx
     with open(str(models / "identity.onnx"), "wb") as handle:
         handle.write(logits_onnx(0, shape=(1, 8, 8)))
     convert = _spec(models, "engines: {ae: identity.onnx, small: small.onnx}\n"
                             "strategy: {type: convert, converter: ae, classifier: small}\n")
-    with deploy.load_spec(convert) as deployment, deploy.load_spec(single) as plain:
-        converted = deploy.run_deployment(deployment, digits_splits[2])
-        direct = deploy.run_deployment(plain, digits_splits[2])
+    with load_spec(convert) as deployment, load_spec(single) as plain:
+        converted = run_deployment(deployment, digits_splits[2])
+        direct = run_deployment(plain, digits_splits[2])
     np.testing.assert_array_equal(converted.labels, direct.labels)
 
 
 def test_written_cascade_spec_loads(models):
     path = str(models / "out" / "pair.yaml")
-    data = deploy.cascade_spec(path, str(models / "linear.onnx"), str(models / "small.onnx"), 0.7,
+    data = cascade_spec(path, str(models / "linear.onnx"), str(models / "small.onnx"), 0.7,
                                score="entropy", post_check=True, names=("a", "b"))
-    deploy.write_spec(path, data)
-    with deploy.load_spec(path) as deployment:
+    write_spec(path, data)
+    with load_spec(path) as deployment:
         assert deployment.strategy.inner.threshold == 0.7
         assert deployment.strategy.inner.post_check
         assert deployment.spec.engines["a"].path == str(models / "linear.onnx")
@@ -265,14 +268,14 @@ def test_written_cascade_spec_loads(models):
 ])
 def test_spec_errors_are_one_line_input_errors(models, text, message):
     with pytest.raises(InputError, match=message) as info:
-        deploy.load_spec(_spec(models, text))
+        load_spec(_spec(models, text))
     assert "\n" not in str(info.value)
     assert str(info.value).startswith(str(models / "deploy.yaml"))
 
 
 def test_missing_spec_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such deployment spec"):
-        deploy.load_spec(str(tmp_path / "nope.yaml"))
+        load_spec(str(tmp_path / "nope.yaml"))
 
 
 def test_unreadable_image_is_a_one_line_error(models, digits_splits):
@@ -281,9 +284,9 @@ def test_unreadable_image_is_a_one_line_error(models, digits_splits):
     with open(os.path.join(root, str(test.labels[0]), "broken.png"), "wb") as handle:
         handle.write(b"not an image at all")
     files = deploy.FileSet.from_folder(root)
-    with deploy.load_spec(_spec(models, CASCADE + "memo: exact\n")) as deployment:
+    with load_spec(_spec(models, CASCADE + "memo: exact\n")) as deployment:
         with pytest.raises(InputError, match="cannot read image .*broken.png") as info:
-            deploy.run_deployment(deployment, files=files)
+            run_deployment(deployment, files=files)
     assert "\n" not in str(info.value)
 
 
@@ -300,14 +303,14 @@ def test_empty_data_sets_are_input_errors(models, tmp_path):
 
 
 def test_run_argument_errors(models, digits_splits):
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
-        with pytest.raises(InputError, match="either data or files"):
-            deploy.run_deployment(deployment)
+    with load_spec(_spec(models, CASCADE)) as deployment:
+        with pytest.raises(InternalError, match="either data or files"):  # a caller's bug
+            run_deployment(deployment)
         with pytest.raises(InputError, match="the batch size must be at least 1"):
-            deploy.run_deployment(deployment, digits_splits[2], batch_size=0)
+            run_deployment(deployment, digits_splits[2], batch_size=0)
         from calibration.datasets import load_digits_variant
         with pytest.raises(InputError, match="images are 1x16x16 but the deployment takes 1x8x8"):
-            deploy.run_deployment(deployment, load_digits_variant("digits16").subset(
+            run_deployment(deployment, load_digits_variant("digits16").subset(
                 np.arange(4)))
 
 

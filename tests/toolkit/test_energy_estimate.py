@@ -79,7 +79,7 @@ def test_an_int8_engine_is_estimated_at_8_bits(small_cnn_onnx, digits_splits, tm
 
 
 def _deployment(tmp_path, text):
-    from toolkit.deploy import load_spec
+    from toolkit.deployment import load_spec
     path = tmp_path / "deploy.yaml"
     path.write_text(text)
     return load_spec(str(path))
@@ -87,7 +87,8 @@ def _deployment(tmp_path, text):
 
 def test_memo_of_a_cascade_is_weighted_by_the_observed_rates(tmp_path, small_cnn_onnx,
                                                             digits_splits):
-    from toolkit.deploy import duplicate, run_deployment
+    from toolkit.deploy import duplicate
+    from toolkit.running import run_deployment
     shutil.copy(small_cnn_onnx, str(tmp_path / "small.onnx"))
     _write(tmp_path / "linear.onnx", linear_image_onnx(np.random.RandomState(0).randn(64, 10)))
     with _deployment(tmp_path, "engines: {linear: linear.onnx, small: small.onnx}\n"
@@ -105,7 +106,7 @@ def test_memo_of_a_cascade_is_weighted_by_the_observed_rates(tmp_path, small_cnn
 
 
 def test_nested_cascades_and_convert(tmp_path, small_cnn_onnx, digits_splits):
-    from toolkit.deploy import run_deployment
+    from toolkit.running import run_deployment
     shutil.copy(small_cnn_onnx, str(tmp_path / "small.onnx"))
     _write(tmp_path / "linear.onnx", linear_image_onnx(np.random.RandomState(0).randn(64, 10)))
     _write(tmp_path / "neg.onnx", logits_onnx(None, shape=(1, 8, 8), negate=True))

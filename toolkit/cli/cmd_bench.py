@@ -155,11 +155,11 @@ def _describe(target, engine):
 
 
 def _bench_spec(target, batch, data, duplicate, transform, seed, as_json, progress, power):
-    from toolkit import deploy
+    from toolkit.deployment import load_spec
     if data is None:
         raise InputError("a deployment spec needs --data (e.g. --data digits:test)")
     from toolkit.cli.cmd_run import load_run_data, run_with_power
-    with deploy.load_spec(target) as deployment:  # closes the engines and saves the memo file
+    with load_spec(target) as deployment:  # closes the engines and saves the memo file
         dataset, files = load_run_data(data, duplicate, transform, seed)
         report = run_with_power(deployment, dataset, files, batch, power, progress)
     if as_json:

@@ -268,7 +268,7 @@ def _check_goal(rule, target_accuracy, tolerance, budget=None):
 def _evaluate(models, data, cost, batch, threads, progress):
     """Open the models, run them on the validation data, measure or estimate their costs."""
     from calibration.datasets import load_dataset
-    from toolkit.deploy import open_engine
+    from toolkit.deployment import open_engine
     from toolkit.strategies import Single
     from toolkit.strategies.thresholds import latency_cost_ms, model_energy_cost
     if cost == "energy-model":
@@ -366,9 +366,9 @@ def _plot(path, evaluation, candidate, choice):
 
 
 def _write_spec(spec_path, models, names, first, second, choice, score, post_check, memo):
-    from toolkit import deploy
-    data = deploy.cascade_spec(spec_path, models[first], models[second], choice.threshold,
-                               score=score, post_check=post_check, memo=memo,
-                               names=(names[first], names[second]))
-    deploy.write_spec(spec_path, data)
+    from toolkit.spec_writing import cascade_spec, write_spec
+    data = cascade_spec(spec_path, models[first], models[second], choice.threshold,
+                        score=score, post_check=post_check, memo=memo,
+                        names=(names[first], names[second]))
+    write_spec(spec_path, data)
     click.echo("spec: {} (toolkit run {} --data ...)".format(spec_path, spec_path))

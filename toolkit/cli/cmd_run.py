@@ -65,13 +65,13 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, report_path, 
       toolkit run deploy.yaml --data digits:test --power ina3221 --idle-s 5
       toolkit run deploy.yaml --data digits:test --power none
     """
-    from toolkit import deploy
+    from toolkit.deployment import load_spec
     reads, memo_file = spec_reads(spec)
     guard([Output("-o", output, "CSV file"), Output("--report", report_path, "JSON file"),
            Output("the spec's memo file", memo_file, ".npz data file")],
           reads + data_reads(data), force)
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
-    with deploy.load_spec(spec) as deployment:
+    with load_spec(spec) as deployment:
         dataset, files = load_run_data(data, duplicate, duplicate_transform, seed)
         report = run_with_power(deployment, dataset, files, batch, power, not no_progress)
     for line in report.lines():
@@ -100,16 +100,16 @@ def run_with_power(deployment, dataset, files, batch, power, progress):
     """Run the deployment (``toolkit run``, ``toolkit bench SPEC``) with the energy report of
     ``power`` (a PowerConfig): idle first, the timed run as window ``run``; the analytical
     estimate when the run was not measured. ``source none``: no energy at all."""
-    from toolkit import deploy
+    from toolkit.running import run_deployment
     if power.source == "none":
-        return deploy.run_deployment(deployment, dataset, batch_size=batch, files=files,
-                                     progress=progress)
+        return run_deployment(deployment, dataset, batch_size=batch, files=files,
+                              progress=progress)
     from toolkit.power.meter import PowerMeter
     with PowerMeter(power) as meter:
         if meter.measuring:
             meter.measure_idle()
-        report = deploy.run_deployment(deployment, dataset, batch_size=batch, meter=meter,
-                                       files=files, progress=progress)
+        report = run_deployment(deployment, dataset, batch_size=batch, meter=meter, files=files,
+                                progress=progress)
         windows = (report.energy or {}).get("windows") or [{}]
         if not windows[-1].get("measured"):
             from toolkit.energy_estimate import (

@@ -147,7 +147,8 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
                          finetune_epochs=finetune_epochs, seed=seed,
                          augment=_augment(augment, no_augment))
     dataset = load_recipe_data(data, _shape(input_shape))
-    result = train_cbnet(dataset, out_dir, config, progress=not no_progress)
+    from toolkit.spec_writing import write_spec
+    result = train_cbnet(dataset, out_dir, config, progress=not no_progress, write_spec=write_spec)
     for line in result.lines():
         click.echo(line)
 

@@ -15,6 +15,7 @@ from toolkit.strategies.base import (
     as_strategy,
     combine_identity,
 )
+from toolkit.strategies.registry import StrategyType, bracket, register_strategy
 from toolkit.strategies.scores import check_score
 from toolkit.strategies.scores import confidence as score_confidence
 
@@ -181,3 +182,47 @@ class Cascade(Strategy):
     def __repr__(self):
         return "Cascade({!r}, {!r}, threshold={}, score={}, post_check={})".format(
             self.first, self.second, self.threshold, self.score, self.post_check)
+
+
+@register_strategy
+class CascadeType(StrategyType):
+    """``{type: cascade, first: A, second: B, threshold: T, score: S, post_check: bool}``; A and B
+    are engine names or nested strategies."""
+
+    name = "cascade"
+    strategy_class = Cascade
+    description = "complementary pair with early handoff (Kinnas et al., 2024)"
+    keys = ("first", "second", "threshold", "score", "post_check")
+    part_keys = ("first", "second")
+    entry_keys = ("first", "second")
+    answer_keys = ("first", "second")
+
+    def parse(self, data, read):
+        threshold = read.checked(check_threshold,
+                                 read.require("threshold", "a 'threshold' in [0, 1]"))
+        score = read.checked(check_score, read.get("score", "max_softmax"))
+        return {"first": read.part("first"), "second": read.part("second"),
+                "threshold": threshold, "score": score, "post_check": read.boolean("post_check")}
+
+    def build(self, node, parts, context):
+        names_a = context.class_names(node.values["first"])
+        names_b = context.class_names(node.values["second"])
+        if names_a is not None and names_b is not None and len(names_a) != len(names_b):
+            raise InputError("the pair's models disagree on the number of classes: {} vs {}".format(
+                len(names_a), len(names_b)))
+        values = node.values
+        return Cascade(parts["first"], parts["second"], values["threshold"], score=values["score"],
+                       post_check=values["post_check"])
+
+    def describe(self, node, parts):
+        values = node.values
+        return "cascade({} -> {}, {} < {:g}{})".format(
+            parts["first"], parts["second"], values["score"], values["threshold"],
+            ", post-check" if values["post_check"] else "")
+
+    def energy(self, strategy, expected):
+        rate = strategy.stats().get("handoff_rate", 0.0)  # E(first) + handoff rate x E(second)
+        first, first_text = expected(strategy.first)
+        second, second_text = expected(strategy.second)
+        return first + rate * second, "{} + {:.3f} x {}".format(first_text, rate,
+                                                                bracket(second_text))

@@ -13,6 +13,7 @@ from toolkit.strategies.base import (
     combine_identity,
     run_chunked,
 )
+from toolkit.strategies.registry import StrategyType, register_strategy
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -77,3 +78,31 @@ class Convert(Strategy):
 
     def __repr__(self):
         return "Convert({}, {!r})".format(type(self.converter).__name__, self.classifier)
+
+
+@register_strategy
+class ConvertType(StrategyType):
+    """``{type: convert, converter: ENGINE, classifier: NAME or strategy}``."""
+
+    name = "convert"
+    strategy_class = Convert
+    description = "converting autoencoder, then a lightweight classifier (CBNet)"
+    keys = ("converter", "classifier")
+    engine_keys = ("converter",)
+    part_keys = ("classifier",)
+    entry_keys = ("converter",)
+    answer_keys = ("classifier",)
+
+    def parse(self, data, read):
+        return {"converter": read.engine("converter"), "classifier": read.part("classifier")}
+
+    def build(self, node, parts, context):
+        return Convert(parts["converter"], parts["classifier"])
+
+    def describe(self, node, parts):
+        return "convert({} -> {})".format(parts["converter"], parts["classifier"])
+
+    def energy(self, strategy, expected):
+        converter, converter_text = expected(strategy.converter)  # E(converter) + E(classifier)
+        classifier, classifier_text = expected(strategy.classifier)
+        return converter + classifier, "{} + {}".format(converter_text, classifier_text)

@@ -31,6 +31,7 @@ from toolkit.strategies.base import (
     as_strategy,
     combine_identity,
 )
+from toolkit.strategies.registry import StrategyType, register_strategy
 
 LOG = logging.getLogger("toolkit.memo")
 MODES = ("exact", "dhash")
@@ -549,3 +550,53 @@ class Memo(Strategy):
 
     def __repr__(self):
         return "Memo({!r}, mode={})".format(self.inner, self.config.mode)
+
+
+@register_strategy
+class MemoType(StrategyType):
+    """The spec's top-level ``memo:`` section (``off``, ``exact``, ``dhash`` or a mapping of
+    ``mode``, ``max_entries``, ``max_mb``, ``hamming``, ``invariant``, ``file``): a memo around
+    the whole strategy."""
+
+    name = "memo"
+    strategy_class = Memo
+    description = "identical inputs get the stored answer (exact hash or perceptual dHash)"
+    section = "memo"
+    keys = ("mode", "max_entries", "max_mb", "hamming", "invariant", "file")
+
+    def parse_section(self, data, read):
+        if data is None or data is False or data == "off":
+            return None
+        if isinstance(data, str):
+            data = {"mode": data}
+        if not isinstance(data, dict):
+            raise InputError("memo must be off, exact, dhash or a mapping")
+        no_unknown = read.no_unknown
+        no_unknown(data, self.keys, "memo")
+        if data.get("mode", "exact") == "off":
+            return None
+        path = data.get("file")
+        if path is not None:
+            path = read.path(path, "memo 'file'")
+        max_mb = data.get("max_mb", 64)
+        if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or not max_mb > 0:
+            raise InputError("memo max_mb must be a positive number, got {!r}".format(max_mb))
+        return MemoConfig(mode=data.get("mode", "exact"),
+                          max_entries=read.integer(data.get("max_entries", 100000),
+                                                   "memo max_entries", 1),
+                          max_bytes=int(max_mb * (1 << 20)),
+                          hamming=read.integer(data.get("hamming", 0), "memo hamming", 0),
+                          invariant=read.as_boolean(data.get("invariant", False),
+                                                    "memo invariant"),
+                          path=path)
+
+    def wrap(self, inner, config):
+        return Memo(inner, config)
+
+    def describe_section(self, config):
+        return " + memo ({})".format(config.key_kind())
+
+    def energy(self, strategy, expected):
+        rate = strategy.stats().get("memo_hit_rate", 0.0)  # (1 - hit rate) x E(inner)
+        value, text = expected(strategy.inner)
+        return (1.0 - rate) * value, "(1 - {:.3f}) x [{}]".format(rate, text)

@@ -11,6 +11,7 @@ from toolkit.strategies.base import (
     run_chunked_outputs,
     to_probs,
 )
+from toolkit.strategies.registry import StrategyType, register_strategy
 from toolkit.strategies.scores import softmax_and_max
 
 _INT64 = np.dtype(np.int64)
@@ -102,3 +103,28 @@ class Single(Strategy):
 
     def __repr__(self):
         return "Single({})".format(type(self.engine).__name__)
+
+
+@register_strategy
+class SingleType(StrategyType):
+    """``{type: single, engine: NAME}`` (or just ``NAME``): one engine."""
+
+    name = "single"
+    strategy_class = Single
+    description = "one engine (softmax of its logits)"
+    keys = ("engine",)
+    part_keys = ("engine",)
+    entry_keys = ("engine",)
+    answer_keys = ("engine",)
+
+    def parse(self, data, read):
+        return {"engine": read.engine("engine")}
+
+    def build(self, node, parts, context):
+        return parts["engine"]  # an engine name is built as Single(engine) with its spec options
+
+    def describe(self, node, parts):
+        return "single({})".format(parts["engine"])
+
+    def energy(self, strategy, expected):
+        return expected(strategy.engine)  # E(model)

@@ -80,7 +80,8 @@ def trained_cbnet(small_recipe_data, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("cbnet"))
     config = cbnet.CBNetConfig(light_epochs=3, ae_epochs=3, finetune_epochs=1, ae_widths=(4, 8),
                                ae_latent=16, target="nearest-feature")
-    return cbnet.train_cbnet(small_recipe_data, out, config, progress=False)
+    from toolkit.spec_writing import write_spec
+    return cbnet.train_cbnet(small_recipe_data, out, config, progress=False, write_spec=write_spec)
 
 
 def test_cbnet_writes_models_specs_and_summary(trained_cbnet):
@@ -97,7 +98,8 @@ def test_cbnet_writes_models_specs_and_summary(trained_cbnet):
 
 
 def test_both_specs_run_and_agree_with_the_summary(trained_cbnet, small_recipe_data):
-    from toolkit.deploy import load_spec, run_deployment
+    from toolkit.deployment import load_spec
+    from toolkit.running import run_deployment
     test = small_recipe_data.test
     summary = trained_cbnet.to_dict()
     labels = []

@@ -45,13 +45,14 @@ def compare(prepared, config, meter, log, windows=None):
 
 
 def _run_rows(specs, data, config, meter, windows, where):
-    from toolkit import deploy
+    from toolkit.deployment import load_spec
+    from toolkit.running import run_deployment
     runs = {key: [] for key, _ in ROW_LABELS}
     for _ in range(config.repeats):  # interleaved: a slow spell hits every strategy alike
         for key, _ in ROW_LABELS:
-            with deploy.load_spec(specs[key]) as deployment:
-                report = deploy.run_deployment(deployment, data, batch_size=config.max_batch,
-                                               meter=meter if meter.measuring else None)
+            with load_spec(specs[key]) as deployment:
+                report = run_deployment(deployment, data, batch_size=config.max_batch,
+                                        meter=meter if meter.measuring else None)
                 runs[key].append((report, _energy(report, deployment)))
             if meter.measuring and windows is not None and meter.windows:
                 window = meter.windows[-1]
@@ -123,6 +124,9 @@ def threshold_points(prepared, test, config, meter):
     split, with the chosen threshold; energies in the table's unit (each model measured alone,
     or the energy model's estimate)."""
     from toolkit import deploy
+    from toolkit.deployment import load_spec
+    from toolkit.running import run_deployment
+    from toolkit.spec_writing import write_spec
     from toolkit.strategies import Single
     from toolkit.strategies.thresholds import threshold_curve
     selection = prepared.selection
@@ -131,11 +135,11 @@ def threshold_points(prepared, test, config, meter):
     for name in (selection["first"], selection["second"]):
         spec = os.path.join(select_dir, name + ".single.yaml")
         engine = os.path.join(prepared.folder, "engines", name + ".engine")
-        deploy.write_spec(spec, {"version": 1, "engines": {name: os.path.relpath(
+        write_spec(spec, {"version": 1, "engines": {name: os.path.relpath(
             engine, select_dir)}, "strategy": name})
-        with deploy.load_spec(spec) as deployment:
-            report = deploy.run_deployment(deployment, test, batch_size=config.max_batch,
-                                           meter=meter if meter.measuring else None)
+        with load_spec(spec) as deployment:
+            report = run_deployment(deployment, test, batch_size=config.max_batch,
+                                    meter=meter if meter.measuring else None)
             energy = _energy(report, deployment)
             single = deployment.strategy
             assert isinstance(single, Single)

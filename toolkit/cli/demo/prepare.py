@@ -186,14 +186,14 @@ def _build_engines(data, models, out_dir, config, log):
 def _select(data, engines, engines_dir, out_dir, config, log):
     """Choose the pair and threshold on the validation split as ``toolkit pair select`` does
     (same rule, latency measured here as the cost) and write one spec per compared strategy."""
-    from toolkit import deploy
+    from toolkit.deployment import open_engine
     from toolkit.strategies import Single
     from toolkit.strategies.pairs import evaluate_pool
     from toolkit.strategies.thresholds import latency_cost_ms
     names = list(config.pool_models) + [config.baseline]
     probs, costs = [], []
     for name in names:
-        with deploy.open_engine(os.path.join(engines_dir, name + ".engine")) as engine:
+        with open_engine(os.path.join(engines_dir, name + ".engine")) as engine:
             images = np.ascontiguousarray(data.val.images, dtype=np.float32)  # model-ready
             single = Single(engine)
             probs.append(np.concatenate([single.classify(images[i:i + config.max_batch]).probs
@@ -218,7 +218,7 @@ def _select(data, engines, engines_dir, out_dir, config, log):
 
 
 def _write_specs(out_dir, engines_dir, first, second, threshold, best_small, baseline):
-    from toolkit import deploy
+    from toolkit.spec_writing import cascade_spec, write_spec
     os.makedirs(out_dir, exist_ok=True)
     singles = {"large": baseline, "best_small": best_small, "cbnet": "cbnet", "int8": "int8",
                "pruned": "pruned"}
@@ -228,10 +228,10 @@ def _write_specs(out_dir, engines_dir, first, second, threshold, best_small, bas
         specs[row] = path
         if row in singles:
             engine = os.path.relpath(os.path.join(engines_dir, singles[row] + ".engine"), out_dir)
-            deploy.write_spec(path, {"version": 1, "engines": {singles[row]: engine},
-                                     "strategy": singles[row]})
+            write_spec(path, {"version": 1, "engines": {singles[row]: engine},
+                              "strategy": singles[row]})
         else:
-            deploy.write_spec(path, deploy.cascade_spec(
+            write_spec(path, cascade_spec(
                 path, os.path.join(engines_dir, first + ".engine"),
                 os.path.join(engines_dir, second + ".engine"), threshold,
                 memo="exact" if row == "memo_cascade" else "off", names=(first, second)))
