@@ -14,35 +14,13 @@ import time
 import numpy as np
 
 from basics import __version__
-from basics.errors import InputError, MissingDependencyError
+from basics.errors import InputError
 from basics.fileio import sha256_file
 from basics.lazy import lazy_import
+from engines.backends import resolve_backend
 from engines.build_config import BuildConfig
 from engines.engine_file import EngineSidecar, version_text, write_engine
 from engines.onnx_checks import check_onnx_file, convert_to_fp16, int8_op_types
-
-
-def tensorrt_available():
-    """True when TensorRT (and a CUDA binding) can build and run engines here."""
-    from engines.tensorrt_backend import tensorrt_available as available
-    return available()
-
-
-def resolve_backend(backend):
-    """``auto`` -> ``tensorrt`` when TensorRT is usable, else ``onnxruntime``; checks the choice."""
-    if backend == "auto":
-        return "tensorrt" if tensorrt_available() else "onnxruntime"
-    if backend == "tensorrt":
-        lazy_import("tensorrt", "building TensorRT engines")
-        if not tensorrt_available():
-            raise MissingDependencyError(
-                "TensorRT is installed but cannot run here (no CUDA device or no CUDA binding: "
-                "pip install pycuda or cuda-python); use --backend onnxruntime")
-        return backend
-    if backend == "onnxruntime":
-        lazy_import("onnxruntime", "building ONNX Runtime engines")
-        return backend
-    raise InputError("unknown backend '{}'".format(backend))
 
 
 def build_engine(onnx_path, output_path, config=None, gate=None, progress=None):
@@ -65,27 +43,17 @@ def build_engine(onnx_path, output_path, config=None, gate=None, progress=None):
             raise InputError("--calibration-cache only applies to --precision int8")
     backend = resolve_backend(config.backend)
     model = check_onnx_file(onnx_path, require_onnx=(
-        backend == "onnxruntime" and config.precision != "fp32"))
+        backend.precision_needs_onnx and config.precision != "fp32"))
     metadata = _model_metadata(onnx_path)  # before a build of minutes: a stale sidecar fails now
     onnx_sha256 = sha256_file(onnx_path)
     started = time.time()
-    if backend == "tensorrt":
-        from engines.tensorrt_build import build_tensorrt
-        if config.precision == "int8" and gate is not None:
-            engine_bytes, facts, gate_notes = _tensorrt_int8(onnx_path, model, config, gate)
-        else:
-            engine_bytes, facts = build_tensorrt(onnx_path, config, progress=progress)
-            gate_notes = ["int8 gate: not run (no calibration samples: give --data to compare "
-                          "with fp32)"] if config.precision == "int8" else []
-        notes = list(facts.get("notes", [])) + gate_notes
-    else:
-        engine_bytes, facts = _build_onnxruntime(onnx_path, model, config, gate)
-        notes = facts["notes"]
+    engine_bytes, facts = backend.build(onnx_path, model, config, gate, progress=progress)
+    notes = facts["notes"]
     sidecar = EngineSidecar(
-        backend=backend, precision=config.precision, min_batch=config.min_batch,
+        backend=backend.name, precision=config.precision, min_batch=config.min_batch,
         opt_batch=config.opt_batch, max_batch=config.max_batch, engine_sha256="",
         engine_size_bytes=0, inputs=facts["inputs"], outputs=facts["outputs"],
-        workspace_mb=config.workspace_mb if backend == "tensorrt" else None,
+        workspace_mb=config.workspace_mb if backend.uses_workspace else None,
         tensorrt_version=facts.get("tensorrt_version"), gpu_name=facts.get("gpu_name"),
         compute_capability=version_text(facts.get("compute_capability")),
         onnxruntime_version=facts.get("onnxruntime_version"),
@@ -96,7 +64,22 @@ def build_engine(onnx_path, output_path, config=None, gate=None, progress=None):
     return write_engine(output_path, engine_bytes, sidecar)
 
 
-def _build_onnxruntime(onnx_path, model, config, gate=None):
+def build_tensorrt_engine(onnx_path, model, config, gate=None, progress=None):
+    """``(engine bytes, facts)`` for the TensorRT backend; an INT8 build with ``gate`` runs the
+    accuracy gate (and its fallback). ``facts["notes"]`` includes the gate's notes."""
+    from engines.tensorrt_build import build_tensorrt
+    if config.precision == "int8" and gate is not None:
+        engine_bytes, facts, gate_notes = _tensorrt_int8(onnx_path, model, config, gate)
+    else:
+        engine_bytes, facts = build_tensorrt(onnx_path, config, progress=progress)
+        gate_notes = ["int8 gate: not run (no calibration samples: give --data to compare "
+                      "with fp32)"] if config.precision == "int8" else []
+    facts = dict(facts)
+    facts["notes"] = list(facts.get("notes", [])) + gate_notes
+    return engine_bytes, facts
+
+
+def build_onnxruntime(onnx_path, model, config, gate=None, progress=None):
     """``(model bytes, facts)`` for the ONNX Runtime backend, after a test run at min and max batch."""
     ort = lazy_import("onnxruntime", "building ONNX Runtime engines")
     from engines.onnxruntime_backend import OnnxRuntimeEngine

@@ -1,8 +1,8 @@
 """The typed settings of one engine build (``toolkit build``), shared by every backend."""
 from basics.errors import InputError
+from engines.backends import build_choices
 
 PRECISIONS = ("fp32", "fp16", "int8")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
 
 class BuildConfig(object):
@@ -18,8 +18,8 @@ class BuildConfig(object):
                  workspace_mb=256, calibration_cache=None, backend="auto", float_layers=None):
         if precision not in PRECISIONS:
             raise InputError("precision must be one of {}, got '{}'".format(PRECISIONS, precision))
-        if backend not in BACKENDS:
-            raise InputError("backend must be one of {}, got '{}'".format(BACKENDS, backend))
+        if backend not in build_choices():
+            raise InputError("backend must be one of {}, got '{}'".format(build_choices(), backend))
         opt_batch = max_batch if opt_batch is None else opt_batch
         if not 1 <= min_batch <= opt_batch <= max_batch:
             raise InputError("batch profile needs 1 <= min ({}) <= opt ({}) <= max ({})".format(

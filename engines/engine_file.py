@@ -11,10 +11,10 @@ import os
 
 from basics.errors import EngineCompatibilityError, InputError
 from basics.fileio import sha256_bytes, write_bytes_atomic, write_json_atomic
+from engines.backends import backend_names
 from engines.base import TensorSpec
 
 FORMAT_VERSION = 1
-BACKENDS = ("tensorrt", "onnxruntime")
 SIDECAR_SUFFIX = ".json"
 
 _REQUIRED = ("format_version", "backend", "precision", "min_batch", "opt_batch", "max_batch",
@@ -44,9 +44,9 @@ class EngineSidecar(object):
                  source_onnx=None, source_onnx_sha256=None, built_at=None, build_seconds=None,
                  toolkit_version=None, metadata=None, notes=None, format_version=FORMAT_VERSION,
                  cpu_int8_form=None):
-        if backend not in BACKENDS:
+        if backend not in backend_names():
             raise EngineCompatibilityError("unknown engine backend '{}' (known: {})".format(
-                backend, ", ".join(BACKENDS)))
+                backend, ", ".join(backend_names())))
         self.format_version = int(format_version)
         self.backend = backend
         self.precision = precision

@@ -3,15 +3,17 @@
 ``load_engine("model.engine")`` reads the sidecar, checks the bytes (size, sha256) and what they were
 built for, and dispatches on the backend: ONNX Runtime engines load anywhere ONNX Runtime is
 installed; TensorRT engines only where the TensorRT version, GPU name and compute capability match
-the build. ``load_engine("model.onnx")`` runs the ONNX on ONNX Runtime directly (identity: the
-file's sha256, metadata: its ``model.onnx.json`` when present); a Q/DQ model runs in the form this
-CPU takes (:mod:`engines.cpu_int8`), never as signed S8S8.
+the build (each backend's ``load`` in :mod:`engines.backends`, which constructs the engine with its
+metadata and batch bounds). ``load_engine("model.onnx")`` runs the ONNX on ONNX Runtime directly
+(identity: the file's sha256, metadata: its ``model.onnx.json`` when present); a Q/DQ model runs in
+the form this CPU takes (:mod:`engines.cpu_int8`), never as signed S8S8.
 """
 import os
 
 from basics.errors import EngineCompatibilityError, InputError
 from basics.fileio import sha256_file
 from basics.lazy import lazy_import
+from engines.backends import get_backend
 from engines.engine_file import read_engine, version_text
 
 
@@ -29,16 +31,9 @@ def load_engine(path, threads=0, providers=None, confidence_head=False):
     if path.lower().endswith(".onnx"):
         return _load_onnx(path, threads, providers, confidence_head)
     engine_bytes, sidecar = read_engine(path)
-    metadata = sidecar.model_metadata()
-    if sidecar.backend == "onnxruntime":
-        check_cpu_int8_form(sidecar, path)
-        lazy_import("onnxruntime", "running ONNX Runtime engines")
-        from engines.onnxruntime_backend import OnnxRuntimeEngine
-        return OnnxRuntimeEngine(engine_bytes, providers=providers, threads=threads,
-                                 max_batch=sidecar.max_batch, min_batch=sidecar.min_batch,
-                                 identity=sidecar.engine_sha256, metadata=metadata,
-                                 confidence_head=confidence_head)
-    return _load_tensorrt(path, engine_bytes, sidecar, metadata)
+    return get_backend(sidecar.backend).load(engine_bytes, sidecar, path, threads=threads,
+                                             providers=providers,
+                                             confidence_head=confidence_head)
 
 
 def _load_onnx(path, threads, providers, confidence_head=False):
@@ -86,24 +81,6 @@ def check_cpu_int8_form(sidecar, path="the engine", cpu_path=None):
             "{} holds INT8 weights for a CPU with VNNI or ARM (u8s8), but this CPU ({}) would "
             "saturate them: rebuild it here from {} with `toolkit build --precision int8`".format(
                 path, cpu_path.instructions, sidecar.source_onnx or "its Q/DQ ONNX"))
-
-
-def _load_tensorrt(path, engine_bytes, sidecar, metadata):
-    from engines.build import tensorrt_available
-    built_for = "TensorRT {} on {} (compute capability {})".format(
-        sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
-    if not tensorrt_available():
-        raise EngineCompatibilityError(
-            "{} is a TensorRT engine built for {}, but this machine cannot run TensorRT; rebuild it "
-            "here from {} with `toolkit build` (it falls back to ONNX Runtime)".format(
-                path, built_for, sidecar.source_onnx or "its ONNX"))
-    from engines import tensorrt_backend
-    check_tensorrt_target(sidecar, tensorrt_backend.runtime_facts(), path)
-    engine = tensorrt_backend.TensorRTEngine(engine_bytes, identity=sidecar.engine_sha256)
-    engine.metadata = metadata
-    if getattr(engine, "max_batch", None) is None:
-        engine.max_batch = sidecar.max_batch
-    return engine
 
 
 def check_tensorrt_target(sidecar, facts, path="the engine"):

@@ -91,14 +91,14 @@ def os_facts(root="/"):
             "toolkit": __version__}
 
 
-def _module_version(name, attrs=("__version__",)):
+def module_version(name, attrs=("__version__",)):
     """``(installed, version or None, error or None)`` of module ``name`` (imported here)."""
     try:
         module = importlib.import_module(name)
     except ImportError:
         return False, None, None
     except Exception as exc:  # noqa: BLE001 - a broken install: report it, do not crash `info`
-        return False, None, _error_text(exc)
+        return False, None, error_text(exc)
     for attr in attrs:
         value = getattr(module, attr, None)
         if value is not None:
@@ -109,35 +109,15 @@ def _module_version(name, attrs=("__version__",)):
 def backend_facts():
     """Which backends are usable and their versions: TensorRT, ONNX Runtime (+ providers), CUDA
     bindings (pycuda, cuda-python), onnx and torch."""
-    facts = {}
-    installed, version, error = _module_version("tensorrt")
-    usable, gpu = False, None
-    if installed:
-        try:
-            from engines import tensorrt_backend
-            usable = bool(tensorrt_backend.tensorrt_available())
-            if usable:
-                gpu = tensorrt_backend.runtime_facts()
-        except Exception as exc:  # noqa: BLE001
-            error = error or _error_text(exc)
-    facts["tensorrt"] = {"installed": installed, "version": version, "usable": usable,
-                         "error": error,
-                         "gpu_name": gpu["gpu_name"] if gpu else None,
-                         "compute_capability": gpu["compute_capability"] if gpu else None}
-    installed, version, error = _module_version("onnxruntime")
-    providers = []
-    if installed:
-        from engines.onnxruntime_backend import available_providers
-        providers = available_providers()
-    facts["onnxruntime"] = {"installed": installed, "version": version, "usable": installed,
-                            "providers": providers, "error": error}
-    installed, version, error = _module_version("pycuda", ("VERSION_TEXT", "__version__"))
+    from engines.backends import all_backends
+    facts = {backend.name: backend.info() for backend in all_backends()}
+    installed, version, error = module_version("pycuda", ("VERSION_TEXT", "__version__"))
     facts["pycuda"] = {"installed": installed, "version": version, "error": error}
-    installed, version, error = _module_version("cuda")
+    installed, version, error = module_version("cuda")
     if installed and version is None:
-        version = _module_version("cuda.bindings")[1]
+        version = module_version("cuda.bindings")[1]
     facts["cuda_python"] = {"installed": installed, "version": version, "error": error}
-    installed, version, error = _module_version("onnx")
+    installed, version, error = module_version("onnx")
     facts["onnx"] = {"installed": installed, "version": version, "error": error}
     version = _torch_version()
     facts["torch"] = {"installed": version is not None, "version": version, "error": None}
@@ -160,7 +140,7 @@ def _torch_version():
     return "unknown"
 
 
-def _error_text(exc):
+def error_text(exc):
     text = str(exc).strip()
     return "{}: {}".format(type(exc).__name__, text.splitlines()[0]) if text else type(exc).__name__
 

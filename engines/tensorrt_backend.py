@@ -148,10 +148,14 @@ class TensorRTEngine(Engine):
 
     ``engine_bytes``: the serialized engine; ``identity``: its sha256 (for cache keys); ``trt``: the
     ``tensorrt`` module (default: imported); ``memory``: an :class:`engines.cuda_memory.CudaMemory`
-    (default: a new one over pycuda or cuda-python, closed with the engine).
+    (default: a new one over pycuda or cuda-python, closed with the engine); ``metadata``: the
+    model's :class:`engines.model_metadata.ModelMetadata` (or None); ``max_batch``: the maximum
+    batch when the engine's profile does not fix one (the sidecar's).
     """
 
-    def __init__(self, engine_bytes, identity=None, trt=None, memory=None):
+    def __init__(self, engine_bytes, identity=None, trt=None, memory=None, metadata=None,
+                 max_batch=None):
+        self.metadata = metadata
         trt = trt or lazy_import("tensorrt", "running TensorRT engines")
         self._trt = trt
         self._identity = identity
@@ -165,6 +169,8 @@ class TensorRTEngine(Engine):
         try:
             with self._memory.activate():
                 self._open(trt, bytes(engine_bytes))
+            if self.max_batch is None:
+                self.max_batch = max_batch
         except BaseException:
             self.close()
             raise

@@ -9,7 +9,8 @@ import pytest
 
 from basics.errors import InputError, MissingDependencyError
 from basics.fileio import sha256_file
-from engines.build import build_engine, resolve_backend
+from engines.backends import resolve_backend
+from engines.build import build_engine
 from engines.build_config import BuildConfig
 from engines.engine_file import read_engine
 
@@ -164,28 +165,30 @@ def test_model_that_cannot_run_at_the_maximum_batch(tmp_path):
 
 
 def test_backend_choice(monkeypatch):
-    import engines.build as build
-    monkeypatch.setattr(build, "tensorrt_available", lambda: False)
-    assert resolve_backend("auto") == "onnxruntime"
-    assert resolve_backend("onnxruntime") == "onnxruntime"
-    monkeypatch.setattr(build, "tensorrt_available", lambda: True)
-    assert resolve_backend("auto") == "tensorrt"
+    monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: False)
+    assert resolve_backend("auto").name == "onnxruntime"
+    assert resolve_backend("onnxruntime").name == "onnxruntime"
+    monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: True)
+    assert resolve_backend("auto").name == "tensorrt"
+    with pytest.raises(InputError, match="unknown backend 'tpu'; use one of auto, tensorrt, "
+                                         "onnxruntime"):
+        resolve_backend("tpu")
 
 
 def test_tensorrt_available_is_the_backend_check(monkeypatch):
-    import engines.build as build
+    from engines.backends import get_backend
     from tests.engines.trt_double import install_trt_double
+    tensorrt = get_backend("tensorrt")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    assert build.tensorrt_available() is False
+    assert tensorrt.available() is False
     install_trt_double(monkeypatch, "10")
-    assert build.tensorrt_available() is True
+    assert tensorrt.available() is True
     monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: False)
-    assert build.tensorrt_available() is False  # one check, in engines.tensorrt_backend
+    assert tensorrt.available() is False  # one check, in engines.tensorrt_backend
 
 
 def test_tensorrt_backend_without_tensorrt(tmp_path, monkeypatch):
-    import engines.build as build
-    monkeypatch.setattr(build, "tensorrt_available", lambda: False)
+    monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: False)
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails
     path = write_scale_model(tmp_path / "m.onnx")
     with pytest.raises(MissingDependencyError, match="'tensorrt' is needed for building TensorRT"):

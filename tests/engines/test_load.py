@@ -147,8 +147,7 @@ def _foreign_tensorrt_engine(tmp_path, **facts):
 
 
 def test_tensorrt_engine_on_a_machine_without_tensorrt(tmp_path, monkeypatch):
-    import engines.build
-    monkeypatch.setattr(engines.build, "tensorrt_available", lambda: False)
+    monkeypatch.setattr("engines.tensorrt_backend.tensorrt_available", lambda: False)
     path, _ = _foreign_tensorrt_engine(tmp_path)
     with pytest.raises(EngineCompatibilityError) as info:
         load_engine(path)
@@ -175,9 +174,8 @@ def test_tensorrt_engine_for_another_version_or_gpu(tmp_path, facts, message):
 
 
 def test_foreign_tensorrt_engine_is_refused_before_deserializing(tmp_path, monkeypatch):
-    import engines.build
     import engines.tensorrt_backend as backend
-    monkeypatch.setattr(engines.build, "tensorrt_available", lambda: True)
+    monkeypatch.setattr(backend, "tensorrt_available", lambda: True)
     monkeypatch.setattr(backend, "runtime_facts", lambda trt=None: dict(HERE, gpu_name="Orin"))
 
     def must_not_run(*args, **kwargs):

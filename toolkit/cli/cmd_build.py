@@ -4,6 +4,7 @@ import os
 
 import click
 
+from engines.backends import build_choices
 from toolkit.cli.options import POSITIVE_INT, force_option, json_flag
 from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 
@@ -28,7 +29,7 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
               help="TensorRT builder workspace (scratch memory for tactics), in MiB.")
 @click.option("--calibration-cache", type=click.Path(dir_okay=False),
               help="TensorRT INT8 calibration cache (from `toolkit calibrate`); int8 only.")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
+@click.option("--backend", type=click.Choice(build_choices()), default="auto",
               show_default=True, help="auto: TensorRT when it is usable here, else ONNX Runtime.")
 @click.option("--data", default=None,
               help="int8 on ONNX Runtime: calibration samples for the accuracy gate [default: the "
@@ -120,8 +121,8 @@ def _int8_gate(onnx_path, config, data, eval_data, max_accuracy_drop, auto_fallb
             raise InputError("--data, --eval-data, --max-accuracy-drop and --auto-fallback are "
                              "for --precision int8")
         return None
-    from engines.build import resolve_backend
-    tensorrt = resolve_backend(config.backend) == "tensorrt"
+    from engines.backends import resolve_backend
+    tensorrt = resolve_backend(config.backend).int8_gate_optional
     if tensorrt and not gate_options:
         return None  # TensorRT: the gate runs when asked for (it needs onnxruntime for fp32)
     if not os.path.isfile(onnx_path):

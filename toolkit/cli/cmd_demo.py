@@ -5,6 +5,7 @@ import sys
 import click
 
 from basics.errors import InputError
+from engines.backends import build_choices
 from toolkit.cli.options import power_options, progress_option
 from toolkit.cli.outputs import guard
 from toolkit.power.options import config_from_options
@@ -29,7 +30,7 @@ from toolkit.power.options import config_from_options
               help="Energy-aware pruning rounds of the large model (0: export it unpruned).")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1),
               help="Runs of each strategy (each batch's median time is kept).")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
+@click.option("--backend", type=click.Choice(build_choices()), default="auto",
               show_default=True, help="Engine backend (auto: TensorRT when usable).")
 @power_options(default_source="auto")
 @progress_option()

@@ -80,15 +80,16 @@ def info_lines(facts):
         else:
             text = "not installed" + _error(entry)
         lines.append("{:<12} {}".format(label, text))
-    usable = [name for name in ("tensorrt", "onnxruntime") if backends[name]["usable"]]
-    lines.append("backends     {}".format(", ".join(usable) if usable else
+    from engines.backends import all_backends
+    usable = [backend for backend in all_backends() if backends[backend.name]["usable"]]
+    lines.append("backends     {}".format(", ".join(b.name for b in usable) if usable else
                                          "none: pip install onnxruntime (or install TensorRT)"))
     cpu_int8 = facts.get("cpu_int8")
     if cpu_int8:
         lines.append("cpu int8     {} ({}): ONNX Runtime runs INT8 as {} ({})".format(
             cpu_int8["arch"], cpu_int8["instructions"], cpu_int8["form"], cpu_int8["reason"]))
     lines.append("build        `toolkit build` makes {} engines here".format(
-        "TensorRT" if backends["tensorrt"]["usable"] else "ONNX Runtime"))
+        (usable or all_backends()[-1:])[0].label))
     lines.extend(install_check_lines(facts.get("install_checks", ())))
     return lines
 
