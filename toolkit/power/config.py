@@ -52,10 +52,6 @@ class PowerConfig(object):
         self.ready_timeout_s = float(ready_timeout_s)
         self.sampler_nice = int(sampler_nice)
 
-    @property
-    def period_s(self):
-        return 1.0 / self.rate_hz
-
     def to_dict(self):
         return {"source": self.source, "sysfs_root": self.sysfs_root, "rate_hz": self.rate_hz,
                 "idle_s": self.idle_s, "tegrastats_cmd": self.tegrastats_cmd,

@@ -13,7 +13,6 @@ import numpy as np
 
 from basics.errors import InputError
 from engines.base import Engine, TensorSpec
-from toolkit.strategies.scores import confidence as score_confidence
 from toolkit.strategies.scores import softmax_and_max
 
 
@@ -30,14 +29,6 @@ class ClassifyResult(object):
         self.labels = labels
         self.probs = probs
         self.confidence = confidence
-
-    @classmethod
-    def from_probs(cls, probs, score="max_softmax", confidence=None):
-        """Labels (arg-max) and confidence (``score``; or ``confidence`` when already known)."""
-        probs = np.asarray(probs, dtype=np.float32)
-        if confidence is None:
-            confidence = score_confidence(probs, score)
-        return cls(probs.argmax(axis=1).astype(np.int64, copy=False), probs, confidence)
 
     def __len__(self):
         return len(self.labels)
@@ -113,12 +104,6 @@ class Strategy(Engine):
             child.close()
 
     # -- counters ------------------------------------------------------------------------------
-    def _count(self, **increments):
-        """Add to counters by name (convenient; the hot paths add in place instead)."""
-        with self._lock:
-            for name, value in increments.items():
-                self._counters[name] = self._counters.get(name, 0) + int(value)
-
     def stats(self):
         """A dict of this strategy's counters (and derived rates)."""
         with self._lock:
@@ -200,12 +185,3 @@ def to_probs(outputs, output_is_probs=False):
         return probs, probs.max(axis=1)
     return softmax_and_max(outputs)
 
-
-def class_count(thing):
-    """The number of classes an engine's first output or a strategy gives, or None if dynamic."""
-    if isinstance(thing, Strategy):
-        return thing.num_classes
-    if not thing.outputs:
-        return None
-    shape = thing.outputs[0].shape
-    return shape[-1] if len(shape) >= 2 and shape[-1] > 0 else None
