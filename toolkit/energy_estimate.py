@@ -174,3 +174,14 @@ def report_with_estimate(meter, estimate_function, *args):
         energy["estimate_unavailable"] = why_not
         lines.append("ESTIMATE unavailable: {}".format(why_not))
     return energy, lines
+
+
+def measured_or_estimated(meter, window, estimate_function, *args):
+    """``(report dict, lines)`` of a :class:`toolkit.power.meter.PowerMeter` after its window
+    named ``window``: the measurement when that window was measured, else the report with the
+    estimate ``estimate_function(*args)`` (the one rule "measure energy, else estimate it" of
+    ``toolkit run``, ``toolkit bench``)."""
+    report = meter.report()
+    if report.window(window).measured:
+        return report.to_dict(), list(report.lines())
+    return report_with_estimate(meter, estimate_function, *args)

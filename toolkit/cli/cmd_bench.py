@@ -133,11 +133,8 @@ def _timed(engine, feeds, batch, iterations, warmup, progress, meter=None):
 
 def _engine_energy(meter, target):
     """``(report dict, lines)``: measured, or not measured with the energy model's estimate."""
-    report = meter.report()
-    if report.window("bench").measured:
-        return report.to_dict(), list(report.lines())
-    from toolkit.energy_estimate import estimate_engine_file, report_with_estimate
-    return report_with_estimate(meter, estimate_engine_file, target)
+    from toolkit.energy_estimate import estimate_engine_file, measured_or_estimated
+    return measured_or_estimated(meter, "bench", estimate_engine_file, target)
 
 
 def _describe(target, engine):

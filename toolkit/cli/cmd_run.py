@@ -110,13 +110,8 @@ def run_with_power(deployment, dataset, files, batch, power, progress):
             meter.measure_idle()
         report = run_deployment(deployment, dataset, batch_size=batch, meter=meter, files=files,
                                 progress=progress)
-        windows = (report.energy or {}).get("windows") or [{}]
-        if not windows[-1].get("measured"):
-            from toolkit.energy_estimate import (
-                estimate_deployment,
-                report_with_estimate,
-            )
-            report.energy, report.energy_lines = report_with_estimate(
-                meter, estimate_deployment, deployment)
+        from toolkit.energy_estimate import estimate_deployment, measured_or_estimated
+        report.energy, report.energy_lines = measured_or_estimated(
+            meter, "run", estimate_deployment, deployment)
     return report
 
