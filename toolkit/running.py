@@ -1,6 +1,7 @@
 """Running a loaded deployment on a data set: batches timed one by one, the strategy's counters,
 energy when a meter is given -> a :class:`RunReport` (accuracy, latency, throughput, the
-predictions as CSV/JSON).
+predictions as CSV/JSON); and :func:`engine_images`, a data set's images made one engine's input
+(what ``toolkit pair`` and ``toolkit demo`` run single models on).
 """
 import csv
 import io
@@ -13,6 +14,19 @@ from basics.fileio import write_json_atomic, write_text_atomic
 from basics.progress import progress_bar
 from basics.stats import latency_summary
 from toolkit import deploy
+
+
+def engine_images(engine, images):
+    """Float32 NCHW data-set images -> ``engine``'s input: its metadata's preprocessing (none
+    without metadata), checked against its input shape with a one-line error."""
+    meta = getattr(engine, "metadata", None)
+    prep = None if meta is None else meta.preprocessing
+    out = images if prep is None or prep.is_identity else prep.apply(images)
+    want = engine.input.shape[1:]
+    if any(w not in (-1, g) for w, g in zip(want, out.shape[1:])):
+        raise InputError("the data's images are {} but the model takes {}".format(
+            "x".join(map(str, out.shape[1:])), "x".join(map(str, want))))
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 class RunReport(object):

@@ -269,6 +269,7 @@ def _evaluate(models, data, cost, batch, threads, progress):
     """Open the models, run them on the validation data, measure or estimate their costs."""
     from calibration.datasets import load_dataset
     from toolkit.deployment import open_engine
+    from toolkit.running import engine_images
     from toolkit.strategies import Single
     from toolkit.strategies.thresholds import latency_cost_ms, model_energy_cost
     if cost == "energy-model":
@@ -288,7 +289,7 @@ def _evaluate(models, data, cost, batch, threads, progress):
         probs, costs = [], []
         bar = _bar(len(engines), progress)
         for path, engine in zip(models, engines):
-            images = _prepared(engine, dataset.images)
+            images = engine_images(engine, dataset.images)
             single = Single(engine)
             probs.append(np.concatenate([single.classify(images[i:i + batch]).probs
                                          for i in range(0, len(images), batch)]))
@@ -318,17 +319,6 @@ def _evaluate(models, data, cost, batch, threads, progress):
 
 def _accuracies(pool):
     return [float(np.mean(np.argmax(p, axis=1) == pool["labels"])) for p in pool["probs"]]
-
-
-def _prepared(engine, images):
-    meta = getattr(engine, "metadata", None)
-    prep = None if meta is None else meta.preprocessing
-    out = images if prep is None or prep.is_identity else prep.apply(images)
-    want = engine.input.shape[1:]
-    if any(w not in (-1, g) for w, g in zip(want, out.shape[1:])):
-        raise InputError("the data's images are {} but the model takes {}".format(
-            "x".join(map(str, out.shape[1:])), "x".join(map(str, want))))
-    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _names(models):

@@ -132,6 +132,13 @@ def as_strategy(engine_or_strategy):
     return Single(engine_or_strategy)
 
 
+def check_class_counts(first, second, what="the pair's models"):
+    """InputError when two class counts that are both known (not None) differ."""
+    if first is not None and second is not None and first != second:
+        raise InputError("{} disagree on the number of classes: {} vs {}".format(
+            what, first, second))
+
+
 def output_spec(engine, output=None):
     """The spec of ``engine``'s output named ``output`` (default: its first output)."""
     if not engine.outputs:

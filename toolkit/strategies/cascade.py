@@ -13,6 +13,7 @@ from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
     as_strategy,
+    check_class_counts,
     combine_identity,
 )
 from toolkit.strategies.registry import StrategyType, bracket, register_strategy
@@ -63,9 +64,7 @@ class Cascade(Strategy):
         self.score = check_score(score)
         self.post_check = bool(post_check)
         classes_a, classes_b = self.first.num_classes, self.second.num_classes
-        if classes_a and classes_b and classes_a != classes_b:
-            raise InputError("the pair's models disagree on the number of classes: {} vs {}".format(
-                classes_a, classes_b))
+        check_class_counts(classes_a or None, classes_b or None)
         shape_a, shape_b = self.first.inputs[0].shape, self.second.inputs[0].shape
         if shape_a[1:] != shape_b[1:] and -1 not in shape_a[1:] + shape_b[1:]:
             raise InputError("the pair's models take different inputs: {} vs {}".format(
@@ -207,9 +206,8 @@ class CascadeType(StrategyType):
     def build(self, node, parts, context):
         names_a = context.class_names(node.values["first"])
         names_b = context.class_names(node.values["second"])
-        if names_a is not None and names_b is not None and len(names_a) != len(names_b):
-            raise InputError("the pair's models disagree on the number of classes: {} vs {}".format(
-                len(names_a), len(names_b)))
+        check_class_counts(None if names_a is None else len(names_a),
+                           None if names_b is None else len(names_b))
         values = node.values
         return Cascade(parts["first"], parts["second"], values["threshold"], score=values["score"],
                        post_check=values["post_check"])
