@@ -11,7 +11,9 @@ A backend is a :class:`Backend` subclass decorated with :func:`register_backend`
 - ``load(engine_bytes, sidecar, path, threads, providers, confidence_head) -> Engine``, the engine
   constructed with its metadata and batch bounds (``threads``, ``providers`` and
   ``confidence_head`` are hints a backend may ignore, as TensorRT does);
-- ``info() -> dict``: installed, version, usable, and the backend's own facts (``toolkit info``).
+- ``info() -> dict``: installed, version, usable, and the backend's own facts, and
+  ``info_text(facts)``: their line in ``toolkit info``;
+- ``target_text(sidecar)``: what one of its engine files was built for.
 
 ``auto`` picks the first available backend in registration order (TensorRT, then ONNX Runtime).
 """
@@ -51,6 +53,21 @@ class Backend(object):
 
     def info(self):
         raise NotImplementedError
+
+    def target_text(self, sidecar):
+        """What an engine file of this backend was built for, as ``", <text>"`` (or "")."""
+        return ""
+
+    def info_text(self, facts):
+        """One line about ``facts`` (what :meth:`info` returned) for ``toolkit info``."""
+        if not facts["installed"]:
+            return "not installed" + error_suffix(facts)
+        return facts["version"] or "installed"
+
+
+def error_suffix(facts):
+    """`` (<error>)`` when ``facts`` hold an error, else ""."""
+    return " ({})".format(facts["error"]) if facts.get("error") else ""
 
 
 def register_backend(backend_class):
@@ -141,6 +158,20 @@ class TensorRTBackend(Backend):
             engine_bytes, identity=sidecar.engine_sha256, metadata=sidecar.model_metadata(),
             max_batch=sidecar.max_batch)
 
+    def target_text(self, sidecar):
+        return ", TensorRT {} on {} (compute capability {})".format(
+            sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
+
+    def info_text(self, facts):
+        if not facts["installed"]:
+            return "not installed" + error_suffix(facts)
+        state = "installed but not usable here" + error_suffix(facts)
+        if facts["usable"]:
+            from engines.engine_file import version_text
+            state = "usable on {} (compute capability {})".format(
+                facts["gpu_name"], version_text(facts["compute_capability"]))
+        return "{} ({})".format(facts["version"], state)
+
     def info(self):
         from engines.platform_info import module_version
         installed, version, error = module_version("tensorrt")
@@ -188,6 +219,15 @@ class OnnxRuntimeBackend(Backend):
                                  max_batch=sidecar.max_batch, min_batch=sidecar.min_batch,
                                  identity=sidecar.engine_sha256, metadata=sidecar.model_metadata(),
                                  confidence_head=confidence_head)
+
+    def target_text(self, sidecar):
+        return ", onnxruntime {}".format(sidecar.onnxruntime_version) if \
+            sidecar.onnxruntime_version else ""
+
+    def info_text(self, facts):
+        if not facts["installed"]:
+            return "not installed" + error_suffix(facts)
+        return "{} (providers: {})".format(facts["version"], ", ".join(facts["providers"]))
 
     def info(self):
         from engines.platform_info import module_version

@@ -117,12 +117,8 @@ class EngineSidecar(object):
 
     def describe(self):
         """One line: backend, precision, batch profile and target."""
-        target = ""
-        if self.backend == "tensorrt":
-            target = ", TensorRT {} on {} (compute capability {})".format(
-                self.tensorrt_version, self.gpu_name, self.compute_capability)
-        elif self.onnxruntime_version:
-            target = ", onnxruntime {}".format(self.onnxruntime_version)
+        from engines.backends import get_backend
+        target = get_backend(self.backend).target_text(self)
         return "{} {}, batch {}/{}/{}{}".format(self.backend, self.precision, self.min_batch,
                                                self.opt_batch, self.max_batch, target)
 

@@ -66,7 +66,7 @@ class StrategyNode(object):
         return registry.strategy_type(self.kind)
 
     def parts(self):
-        """``{key: engine name or StrategyNode}`` of its engine and part keys, in key order."""
+        """``[(key, engine name or StrategyNode)]`` of its engine and part keys, in key order."""
         declaration = self.declaration
         keys = declaration.engine_keys + declaration.part_keys
         return [(key, self.values[key]) for key in declaration.keys
@@ -113,12 +113,9 @@ class DeploymentSpec(object):
         self.threads = threads
         self.path = path
 
-    @property
-    def memo(self):
-        """The memo's configuration (a MemoConfig), or None."""
-        return self.wrapper_config("memo")
-
     def wrapper_config(self, section):
+        """The configuration of the wrapper section ``section`` (e.g. the memo's MemoConfig), or
+        None when the spec does not use it."""
         for declaration, config in self.wrappers:
             if declaration.section == section:
                 return config

@@ -36,7 +36,7 @@ def info(as_json, root):
 
 def info_lines(facts):
     """Human-readable lines of :func:`engines.platform_info.collect_info`."""
-    from engines.engine_file import version_text
+    from engines.backends import all_backends
     machine, jetson, backends = facts["machine"], facts["jetson"], facts["backends"]
     lines = ["machine      {} {} {}{} ({} CPUs{})".format(
         machine["system"], machine["kernel"], machine["arch"],
@@ -57,21 +57,8 @@ def info_lines(facts):
     else:
         lines.append("jetson       no")
     lines.append("cuda         {}".format(facts["cuda_toolkit"] or "no CUDA toolkit found"))
-    trt = backends["tensorrt"]
-    if trt["installed"]:
-        state = "installed but not usable here{}".format(_error(trt))
-        if trt["usable"]:
-            state = "usable on {} (compute capability {})".format(
-                trt["gpu_name"], version_text(trt["compute_capability"]))
-        lines.append("tensorrt     {} ({})".format(trt["version"], state))
-    else:
-        lines.append("tensorrt     not installed{}".format(_error(trt)))
-    ort = backends["onnxruntime"]
-    if ort["installed"]:
-        lines.append("onnxruntime  {} (providers: {})".format(ort["version"],
-                                                              ", ".join(ort["providers"])))
-    else:
-        lines.append("onnxruntime  not installed{}".format(_error(ort)))
+    for backend in all_backends():
+        lines.append("{:<12} {}".format(backend.name, backend.info_text(backends[backend.name])))
     for key, label in (("pycuda", "pycuda"), ("cuda_python", "cuda-python"), ("onnx", "onnx"),
                        ("torch", "torch")):
         entry = backends[key]
@@ -80,7 +67,6 @@ def info_lines(facts):
         else:
             text = "not installed" + _error(entry)
         lines.append("{:<12} {}".format(label, text))
-    from engines.backends import all_backends
     usable = [backend for backend in all_backends() if backends[backend.name]["usable"]]
     lines.append("backends     {}".format(", ".join(b.name for b in usable) if usable else
                                          "none: pip install onnxruntime (or install TensorRT)"))

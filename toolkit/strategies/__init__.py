@@ -10,6 +10,6 @@ built-in ones, in this order (the order spec errors list them in).
 """
 from toolkit.strategies.base import ClassifyResult, Strategy  # noqa: F401
 from toolkit.strategies.single import Single  # noqa: F401  (registers "single")
-from toolkit.strategies.cascade import Cascade  # noqa: F401,I001  (registers "cascade")
+from toolkit.strategies.cascade import Cascade  # noqa: F401  (registers "cascade")
 from toolkit.strategies.convert import Convert  # noqa: F401  (registers "convert")
 from toolkit.strategies.memo import Memo, MemoConfig  # noqa: F401  (registers the "memo" section)
