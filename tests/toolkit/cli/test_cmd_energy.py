@@ -78,7 +78,7 @@ def _save(tmp_path, name, model):
 def test_a_fixed_batch_1_model_with_batch_16_says_batch_1(tmp_path, capsys):
     """It used to say "batch 16" and report the batch-1 total (per image, 16x wrong)."""
     import numpy as np
-    from tests.toolkit.test_energy_model import conv_model
+    from tests.energy_model.test_energy_model import conv_model
     path = _save(tmp_path, "b1.onnx", conv_model(np.ones((3, 2, 3, 3)), in_shape=(1, 2, 4, 4)))
     assert main(["energy", path, "--batch", "16"]) == 0
     out = capsys.readouterr().out
@@ -93,7 +93,7 @@ def test_a_fixed_batch_1_model_with_batch_16_says_batch_1(tmp_path, capsys):
 def test_a_fixed_batch_4_model_by_default_reports_batch_4_and_per_image(tmp_path, capsys):
     """It used to say "batch 1" with a total 3.8x the one-image figure."""
     import numpy as np
-    from tests.toolkit.test_energy_model import conv_model
+    from tests.energy_model.test_energy_model import conv_model
     fixed = _save(tmp_path, "b4.onnx", conv_model(np.ones((3, 2, 3, 3)), in_shape=(4, 2, 4, 4)))
     dynamic = _save(tmp_path, "bn.onnx", conv_model(np.ones((3, 2, 3, 3))))
     assert main(["energy", fixed]) == 0
@@ -111,7 +111,7 @@ def test_a_fixed_batch_4_model_by_default_reports_batch_4_and_per_image(tmp_path
 def test_data_measures_activation_sparsity(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     import numpy as np
-    from tests.toolkit.test_energy_model import relu_net
+    from tests.energy_model.test_energy_model import relu_net
     rng = np.random.RandomState(0)
     path = _save(tmp_path, "relu.onnx", relu_net(rng)[0])
     npz = str(tmp_path / "x.npz")
