@@ -340,17 +340,17 @@ def test_classifiers_get_the_confidence_head_and_converters_do_not(models):
     from tests.toolkit.strategies.conftest import logits_onnx
     with open(str(models / "identity.onnx"), "wb") as handle:
         handle.write(logits_onnx(0, shape=(1, 8, 8)))
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
+    with load_spec(_spec(models, CASCADE)) as deployment:
         assert deployment.strategy.first.uses_head and deployment.strategy.second.uses_head
         assert all(has_confidence_head(e) for e in deployment.engines.values())
     convert = _spec(models, "engines: {ae: identity.onnx, small: small.onnx}\n"
                             "strategy: {type: convert, converter: ae, classifier: small}\n")
-    with deploy.load_spec(convert) as deployment:
+    with load_spec(convert) as deployment:
         assert not has_confidence_head(deployment.engines["ae"])
         assert deployment.strategy.classifier.uses_head
     probs = _spec(models, "engines: {small: {path: small.onnx, output_is_probs: true}}\n"
                           "strategy: small\n", "probs.yaml")
-    with deploy.load_spec(probs) as deployment:
+    with load_spec(probs) as deployment:
         assert not has_confidence_head(deployment.engines["small"])
 
 

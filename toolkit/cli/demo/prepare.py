@@ -39,8 +39,6 @@ class PreparedData(object):
 
 def prepare(spec, folder, config, cache, log):
     """Run (or reuse) every stage for data set ``spec`` under ``folder``."""
-    from basics.lazy import lazy_import
-    lazy_import("torch", "the demo (it trains its models first)")  # one line, not a traceback
     from export.recipes.common import AugmentConfig, load_recipe_data
     data = load_recipe_data(spec, input_shape=config.input_shape)
     augment = AugmentConfig.hard() if spec == "digits-hard" else AugmentConfig()
