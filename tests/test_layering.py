@@ -11,15 +11,6 @@ from tests.conftest import REPO_ROOT
 LAYERS = {"basics": 0, "engines": 1, "calibration": 2, "energy_model": 2, "export": 3,
           "toolkit": 3, "toolkit.cli": 4, "benchmarks": 5}
 
-#: known arrows being removed elsewhere: (importing module, imported module) -> why.
-#: TEMPORARY: the engines <-> calibration cycle is issue 13's fix (the TensorRT calibrator moves
-#: beside the builder, preprocessing moves under engines); remove these two at that merge.
-EXCEPTIONS = {
-    ("engines.tensorrt_build", "calibration.trt_calibrator"): "issue 13 moves the calibrator",
-    ("engines.model_metadata", "calibration.preprocess"): "issue 13 moves preprocessing",
-}
-
-
 def package_of(module):
     """The layered package a dotted module name belongs to (None: not ours)."""
     parts = module.split(".")
@@ -64,16 +55,8 @@ def test_imports_only_go_down_the_layers():
         source, target = package_of(module), package_of(imported)
         if source == target or LAYERS[target] < LAYERS[source]:
             continue
-        if (module, imported) in EXCEPTIONS:
-            continue
         wrong.append("{}:{} imports {} ({} -> {})".format(module, line, imported, source, target))
     assert not wrong, "upward or sideways imports:\n" + "\n".join(wrong)
-
-
-def test_the_exceptions_still_exist():
-    """An exception whose import is gone must be deleted from EXCEPTIONS."""
-    present = {(module, imported) for module, imported, _ in arrows()}
-    assert not set(EXCEPTIONS) - present, set(EXCEPTIONS) - present
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
