@@ -249,7 +249,7 @@ def test_backend_auto_on_jetpack_5_1_with_numpy_1_24(monkeypatch, cnn_onnx, tmp_
     from engines.build import build_engine, resolve_backend
     from engines.load import load_engine
     install_trt_double(monkeypatch, "8.5", numpy_has_bool=False)
-    assert resolve_backend("auto") == "tensorrt"
+    assert resolve_backend("auto").name == "tensorrt"
     out = str(tmp_path / "m.engine")
     sidecar = build_engine(cnn_onnx, out, BuildConfig(max_batch=4, backend="auto"))
     assert sidecar.backend == "tensorrt" and sidecar.tensorrt_version == "8.5.2.2"

@@ -370,6 +370,6 @@ def test_models_of_every_toolkit_command_compose(models, digits_splits):
         data["preprocessing"]["channel_order"] = order  # as each command wrote it
         with open(path + ".json", "w") as handle:
             json.dump(data, handle)
-    with deploy.load_spec(_spec(models, CASCADE)) as deployment:
-        report = deploy.run_deployment(deployment, digits_splits[2])
+    with load_spec(_spec(models, CASCADE)) as deployment:
+        report = run_deployment(deployment, digits_splits[2])
     assert deployment.preprocessing.channel_order == "L" and report.samples == len(digits_splits[2])

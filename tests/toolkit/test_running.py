@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from basics.errors import InputError
-from calibration.preprocess import Preprocessing
+from engines.preprocess import Preprocessing
 from engines.model_metadata import ModelMetadata
 from engines.onnxruntime_backend import OnnxRuntimeEngine
 from toolkit.running import engine_images

@@ -88,18 +88,14 @@ def data_reads(data):
 def spec_reads(spec_path):
     """The spec, its engines and their sidecars; ``(reads, memo file or None)``. A spec that
     does not parse gives only itself (loading it reports the problem before any work)."""
-    from basics.lazy import lazy_import
-    from toolkit.deploy import DeploymentSpec
-    yaml = lazy_import("yaml", "reading deployment specs")
+    from toolkit.spec import read_spec
     reads = [Read("the spec", spec_path)]
     try:
-        with open(spec_path, "rb") as handle:
-            data = yaml.safe_load(handle.read().decode("utf-8"))
-        spec = DeploymentSpec.from_dict(data, os.path.dirname(os.path.abspath(spec_path)),
-                                        spec_path)
-    except (OSError, ValueError, yaml.YAMLError, ToolkitError):
+        spec = read_spec(spec_path)
+    except (OSError, ValueError, ToolkitError):
         return reads, None  # load_spec reports it, before any output is written
     for name, ref in spec.engines.items():
         reads += sidecar_reads(ref.path, "engine '{}' of the spec".format(name))
-    memo = spec.memo.path if spec.memo is not None else None
+    memo_config = spec.wrapper_config("memo")
+    memo = memo_config.path if memo_config is not None else None
     return reads, memo
