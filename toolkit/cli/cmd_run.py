@@ -44,8 +44,11 @@ def duplicate_options(command):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the duplicate shuffle.")
 @progress_option()
 @force_option()
+@click.option("--triton", "triton_url", default=None, metavar="URL",
+              help="Classify on a Triton server instead (http://HOST:8000 or grpc://HOST:8001; "
+                   "`toolkit triton export`): SPEC is then the model's name there.")
 def run(spec, data, duplicate, duplicate_transform, batch, output, report_path, power_source,
-        power_rate_hz, idle_s, power_sysfs_root, seed, no_progress, force):
+        power_rate_hz, idle_s, power_sysfs_root, seed, no_progress, force, triton_url):
     """Run the deployment SPEC.yaml (a YAML file naming engines, strategy, memo) on --data, print a
     report (accuracy, latency per batch and per sample, throughput, handoff rate, memo hit rate,
     energy) and optionally write the predictions as CSV.
@@ -64,16 +67,21 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, report_path, 
       toolkit run deploy.yaml --data images/ --duplicate 1.0 --duplicate-transform rotate
       toolkit run deploy.yaml --data digits:test --power ina3221 --idle-s 5
       toolkit run deploy.yaml --data digits:test --power none
+      toolkit run --triton http://127.0.0.1:8000 deploy --data digits:test -o predictions.csv
     """
     from toolkit.deployment import load_spec
-    reads, memo_file = spec_reads(spec)
+    reads, memo_file = ([], None) if triton_url else spec_reads(spec)
     guard([Output("-o", output, "CSV file"), Output("--report", report_path, "JSON file"),
            Output("the spec's memo file", memo_file, ".npz data file")],
           reads + data_reads(data), force)
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
-    with load_spec(spec) as deployment:
-        dataset, files = load_run_data(data, duplicate, duplicate_transform, seed)
-        report = run_with_power(deployment, dataset, files, batch, power, not no_progress)
+    if triton_url:
+        report = _run_on_triton(triton_url, spec, data, duplicate, duplicate_transform, seed,
+                                batch, not no_progress)
+    else:
+        with load_spec(spec) as deployment:
+            dataset, files = load_run_data(data, duplicate, duplicate_transform, seed)
+            report = run_with_power(deployment, dataset, files, batch, power, not no_progress)
     for line in report.lines():
         click.echo(line)
     if output:
@@ -82,6 +90,15 @@ def run(spec, data, duplicate, duplicate_transform, batch, output, report_path, 
     if report_path:
         report.write_json(report_path)
         click.echo("report: {}".format(report_path))
+
+
+def _run_on_triton(url, model, data, duplicate, transform, seed, batch, progress):
+    """``toolkit run --triton``: the same report and predictions from a Triton server."""
+    from toolkit.triton.client import run_remote
+    dataset, files = load_run_data(data, duplicate, transform, seed)
+    if files is not None:
+        raise InputError("--triton sends image arrays: give digits or a .npz, not an image folder")
+    return run_remote(url, model, dataset, batch, progress)
 
 
 def load_run_data(data, duplicate=0.0, transform="none", seed=0):

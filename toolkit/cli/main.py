@@ -28,6 +28,7 @@ COMMANDS = {
     "energy": ("toolkit.cli.cmd_energy", "energy", "Analytical per-layer energy model of an ONNX."),
     "prune": ("toolkit.cli.cmd_prune", "prune", "Energy-aware pruning of a PyTorch model."),
     "demo": ("toolkit.cli.cmd_demo", "demo", "The end-to-end demo on the bundled digits."),
+    "triton": ("toolkit.cli.cmd_triton", "triton", "Serve a deployment from Triton Inference Server."),
 }
 
 

@@ -15,18 +15,20 @@ import os
 import sys
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
 
-# `toolkit triton serve` names the toolkit's folder here (the stub's Python ignores PYTHONPATH)
-for _folder in reversed(os.environ.get("TOOLKIT_PYTHONPATH", "").split(os.pathsep)):
-    if _folder and _folder not in sys.path:
-        sys.path.insert(0, _folder)
+pb_utils = None  # triton_python_backend_utils: exists only inside Triton's Python backend
 
 
 class TritonPythonModel(object):
     """Loads the deployment once per model instance; one strategy (and memo) per instance."""
 
     def initialize(self, args):
+        global pb_utils
+        import triton_python_backend_utils as pb_utils
+        # `toolkit triton serve` names the toolkit's folder here (the stub ignores PYTHONPATH)
+        for folder in reversed(os.environ.get("TOOLKIT_PYTHONPATH", "").split(os.pathsep)):
+            if folder and folder not in sys.path:
+                sys.path.insert(0, folder)
         from toolkit import deploy
         config = json.loads(args["model_config"])
         parameters = {k: v.get("string_value", "") for k, v in

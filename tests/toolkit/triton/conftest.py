@@ -1,0 +1,128 @@
+"""Deployments to export, and a real Triton server (the nvidia-pytriton wheel's, x86-64) to serve
+them on 127.0.0.1.
+
+The server comes from the Triton test environment ``.venv-triton`` (``make triton-env``: the wheel,
+numpy < 2, onnxruntime; or ``TOOLKIT_TRITON_ENV``). Without it the server tests skip with one line
+saying why, except where ``TOOLKIT_REQUIRE_TRITON=1`` (``make test`` on x86-64): then they fail,
+so CI never passes them vacuously.
+"""
+import os
+import platform
+import shutil
+import socket
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.toolkit.strategies.conftest import linear_image_onnx
+
+SPECS = {
+    "single": "engines: {small: small.onnx}\nstrategy: {type: single, engine: small}\n",
+    "cascade": "engines: {linear: linear.onnx, small: small.onnx}\n"
+               "strategy: {type: cascade, first: linear, second: small, threshold: 0.9, "
+               "score: margin}\n",
+    "memo": "engines: {linear: linear.onnx, small: small.onnx}\n"
+            "strategy: {type: cascade, first: linear, second: small, threshold: 0.9, "
+            "score: margin}\nmemo: {mode: exact, max_entries: 1000}\n",
+}
+
+
+@pytest.fixture(scope="session")
+def spec_folder(tmp_path_factory, small_cnn_onnx):
+    """A folder with the trained small CNN, a linear 8x8 model and the three specs
+    (``single.yaml``, ``cascade.yaml``, ``memo.yaml``)."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("triton-specs")
+    shutil.copy(small_cnn_onnx, str(folder / "small.onnx"))
+    shutil.copy(small_cnn_onnx + ".json", str(folder / "small.onnx.json"))
+    matrix = np.random.RandomState(0).randn(64, 10).astype(np.float32)
+    (folder / "linear.onnx").write_bytes(linear_image_onnx(matrix))
+    for name, text in SPECS.items():
+        (folder / "{}.yaml".format(name)).write_text(text)
+    return folder
+
+
+def triton_env():
+    """The Triton test environment's folder, or skip (fail where it is required) saying why."""
+    reason = _missing_reason()
+    if reason:
+        if os.environ.get("TOOLKIT_REQUIRE_TRITON") == "1":
+            pytest.fail("TOOLKIT_REQUIRE_TRITON=1 but " + reason)
+        pytest.skip(reason)
+    return _env_dir()
+
+
+def _env_dir():
+    return os.environ.get("TOOLKIT_TRITON_ENV") or os.path.join(REPO_ROOT, ".venv-triton")
+
+
+def _missing_reason():
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return "the nvidia-pytriton wheel (Triton for the tests) is x86-64 only; this is {}".format(
+            platform.machine())
+    if not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        return "the nvidia-pytriton 0.7.0 wheel has Python backend stubs for Python 3.8-3.13 only"
+    from toolkit.triton import wheel
+    if wheel.find_in_env(_env_dir()) is None:
+        return "no Triton test environment at {} (run `make triton-env`)".format(_env_dir())
+    try:
+        import tritonclient.grpc  # noqa: F401
+        import tritonclient.http  # noqa: F401
+    except ImportError:
+        return "tritonclient is not installed (pip install 'tritonclient[http,grpc]')"
+    return None
+
+
+def free_ports(count):
+    """``count`` distinct free TCP ports on 127.0.0.1."""
+    sockets = []
+    try:
+        for _ in range(count):
+            handle = socket.socket()
+            handle.bind(("127.0.0.1", 0))
+            sockets.append(handle)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for handle in sockets:
+            handle.close()
+
+
+def server_config(repository, models, log_path):
+    """A :class:`ServerConfig` for the wheel's server on 127.0.0.1 at free ports."""
+    from toolkit.triton import wheel
+    from toolkit.triton.server import ServerConfig
+    env = triton_env()
+    http, grpc, metrics = free_ports(3)
+    return ServerConfig(str(repository), binary=wheel.find_in_env(env), http_port=http,
+                        grpc_port=grpc, metrics_port=metrics, address="127.0.0.1", models=models,
+                        python_env=env, log_path=str(log_path), ready_timeout_s=90,
+                        stop_timeout_s=20)
+
+
+@pytest.fixture(scope="session")
+def exported(spec_folder, tmp_path_factory):
+    """One model repository with the three deployments (models ``single``, ``cascade``,
+    ``memo``; no engine models: this Triton has no onnxruntime backend)."""
+    from toolkit.triton.export import ExportOptions, export_repository
+    root = tmp_path_factory.mktemp("triton-repo") / "models"
+    parts = []
+    for name in SPECS:
+        part = tmp_path_factory.mktemp("part") / "repo"
+        export_repository(str(spec_folder / "{}.yaml".format(name)), str(part),
+                          ExportOptions(engine_models=False))
+        parts.append(part)
+    root.mkdir()
+    for name, part in zip(SPECS, parts):
+        shutil.move(str(part / name), str(root / name))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(exported, tmp_path_factory):
+    """The wheel's tritonserver serving ``exported`` (module-wide; stopped at the end)."""
+    from toolkit.triton.server import TritonServer
+    config = server_config(exported, sorted(SPECS), tmp_path_factory.mktemp("log") / "server.log")
+    with TritonServer(config) as running:
+        yield running

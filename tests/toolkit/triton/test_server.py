@@ -1,0 +1,180 @@
+"""Against a real Triton (the nvidia-pytriton wheel's server, on 127.0.0.1 at free ports): the
+exported strategy models answer exactly like `toolkit run`, over HTTP and gRPC; bad requests get
+Triton's error and the server stays up; a client that hangs up mid-request does not stop it; the
+server stops cleanly on SIGINT/SIGTERM with no Python-backend stub left behind.
+
+This Triton has no onnxruntime or tensorrt_plan backend: the strategy model runs its engines
+in-process on ONNX Runtime; the engine models' configs are only parsed (test_model_config.py).
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.toolkit.triton.conftest import SPECS, free_ports, server_config
+from toolkit.cli.main import main
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _ready(config):
+    try:
+        with urllib.request.urlopen(config.http_url + "/v2/health/ready", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_predictions_over_http_and_grpc_equal_toolkit_run(server, spec_folder, tmp_path, name,
+                                                          capsys):
+    spec = str(spec_folder / "{}.yaml".format(name))
+    data = ["--data", "digits:test", "--batch", "16"] + (
+        ["--duplicate", "0.5"] if name == "memo" else [])
+    local = str(tmp_path / "local.csv")
+    assert main(["run", spec, "-o", local, "--power", "none", "--no-progress"] + data) == 0
+    with open(local) as handle:
+        expected = handle.read()
+    assert len(expected.splitlines()) > 300
+    for url in (server.config.http_url, server.config.grpc_url):
+        remote = str(tmp_path / "remote.csv")
+        assert main(["run", "--triton", url, name, "-o", remote, "--no-progress"] + data) == 0
+        with open(remote) as handle:
+            assert handle.read() == expected, url
+    out = capsys.readouterr().out
+    assert "on Triton at grpc://127.0.0.1:" in out
+
+
+def _client(server):
+    import tritonclient.http as httpclient
+    return httpclient, httpclient.InferenceServerClient(
+        "127.0.0.1:{}".format(server.config.http_port), network_timeout=30)
+
+
+@pytest.mark.parametrize("shape, dtype, datatype, words", [
+    ((2, 1, 8, 9), np.float32, "FP32", "unexpected shape"),
+    ((2, 1, 8, 8), np.float64, "FP64", "data-type"),
+    ((100, 1, 8, 8), np.float32, "FP32", "batch"),
+])
+def test_a_bad_request_gets_tritons_error_and_the_server_stays_up(server, shape, dtype, datatype,
+                                                                   words):
+    from tritonclient.utils import InferenceServerException
+    httpclient, client = _client(server)
+    feed = httpclient.InferInput("images", list(shape), datatype)
+    feed.set_data_from_numpy(np.zeros(shape, dtype=dtype))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("single", [feed])
+    assert words in caught.value.message(), caught.value.message()
+    good = httpclient.InferInput("images", [2, 1, 8, 8], "FP32")
+    good.set_data_from_numpy(np.zeros((2, 1, 8, 8), dtype=np.float32))
+    assert client.infer("single", [good]).as_numpy("labels").shape == (2, 1)
+    assert _ready(server.config)
+
+
+def test_a_client_that_hangs_up_mid_request_does_not_stop_the_server(server):
+    body = np.zeros((64, 1, 8, 8), dtype=np.float32).tobytes()
+    header = ('{{"inputs":[{{"name":"images","shape":[64,1,8,8],"datatype":"FP32",'
+              '"parameters":{{"binary_data_size":{}}}}}]}}').format(len(body)).encode()
+    request = ("POST /v2/models/memo/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Inference-Header-Content-Length: {}\r\nContent-Type: application/octet-stream\r\n"
+               "Content-Length: {}\r\n\r\n").format(len(header), len(header) + len(body)).encode()
+    for cut in (len(request) // 2, len(request) + len(header) + 100,
+                len(request) + len(header) + len(body)):
+        with socket.create_connection(("127.0.0.1", server.config.http_port), timeout=5) as sock:
+            sock.sendall((request + header + body)[:cut])  # then hang up, reading nothing
+    for _ in range(3):  # gRPC: a call abandoned by its client (deadline far below the work)
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+        client = grpcclient.InferenceServerClient("127.0.0.1:{}".format(server.config.grpc_port))
+        feed = grpcclient.InferInput("images", [64, 1, 8, 8], "FP32")
+        feed.set_data_from_numpy(np.random.RandomState(1).rand(64, 1, 8, 8).astype(np.float32))
+        try:
+            client.infer("memo", [feed], client_timeout=0.0005)
+        except InferenceServerException:
+            pass
+        client.close()
+    httpclient, client = _client(server)
+    good = httpclient.InferInput("images", [3, 1, 8, 8], "FP32")
+    good.set_data_from_numpy(np.ones((3, 1, 8, 8), dtype=np.float32))
+    assert client.infer("memo", [good]).as_numpy("confidence").shape == (3, 1)
+    assert server.poll() is None and _ready(server.config)
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, signal_number):
+    from tests.toolkit.triton.conftest import triton_env
+    from toolkit.triton.server import group_members
+    env_dir = triton_env()
+    config = server_config(exported, ["single"], tmp_path / "server.log")
+    command = [sys.executable, "-m", "toolkit", "triton", "serve", config.repository,
+               "--tritonserver", config.binary, "--python-env", env_dir, "--model", "single",
+               "--address", "127.0.0.1", "--http-port", str(config.http_port),
+               "--grpc-port", str(config.grpc_port), "--metrics-port", str(config.metrics_port),
+               "--log", config.log_path]
+    serve = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not _ready(config):
+            assert serve.poll() is None, serve.stderr.read().decode()
+            assert time.monotonic() < deadline, "not ready"
+            time.sleep(0.2)
+        servers = [pid for pid in _children(serve.pid) if _name(pid) == "tritonserver"]
+        assert len(servers) == 1
+        group = servers[0]  # the server leads a process group of its own, with its stubs
+        stubs = [pid for pid in group_members(group) if _name(pid) == "triton_python_backend_stub"]
+        assert stubs, "the model runs in a stub process"
+        serve.send_signal(signal_number)
+        assert serve.wait(60) == 0
+        assert b"stopped" in serve.stderr.read()
+        assert not [pid for pid in stubs if os.path.exists("/proc/{}".format(pid))
+                    and _state(pid) != "Z"]
+        assert group_members(group) == []
+        assert not _ready(config)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+
+
+def _name(pid):
+    try:
+        return os.path.basename(os.readlink("/proc/{}/exe".format(pid)))
+    except OSError:
+        return None
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/{}/stat".format(entry)) as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def _state(pid):
+    try:
+        with open("/proc/{}/stat".format(pid)) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_a_missing_binary_is_a_one_line_error(exported, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    http, grpc, metrics = free_ports(3)
+    assert main(["triton", "serve", str(exported), "--http-port", str(http)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no tritonserver on PATH")
