@@ -8,7 +8,16 @@ LOCK := requirements/lock.txt
 # the lock's package lines: pip freeze without this package, CPU torch's "+cpu" label dropped
 FREEZE = pip freeze --exclude-editable | grep -v '^\#' | sed 's/+cpu$$//' | sort -f
 
-.PHONY: demo test venv bench clean lock
+# Triton tests (x86-64): the client in the venv, the nvidia-pytriton wheel's tritonserver and the
+# Python backend's environment (numpy < 2) in .venv-triton. Elsewhere the Triton tests skip.
+TRITON_ENV := .venv-triton
+TRITON_STAMP := $(TRITON_ENV)/.installed
+ifeq ($(shell uname -m),x86_64)
+TRITON_TEST := $(TRITON_STAMP)
+TRITON_REQUIRED := TOOLKIT_REQUIRE_TRITON=1
+endif
+
+.PHONY: demo test venv bench clean lock triton-env
 
 $(STAMP): setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -34,15 +43,24 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/toolkit demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+test: $(STAMP) $(TRITON_TEST)
+	$(TRITON_REQUIRED) $(BIN)/python -m pytest -q tests
 	$(MAKE) --no-print-directory test-device
+
+$(TRITON_STAMP): $(STAMP) requirements-triton-env.txt
+	$(BIN)/pip install --quiet 'tritonclient[http,grpc]==2.73.0'
+	$(PYTHON) -m venv $(TRITON_ENV)
+	$(TRITON_ENV)/bin/pip install --quiet -r requirements-triton-env.txt
+	$(TRITON_ENV)/bin/pip install --quiet --no-deps nvidia-pytriton==0.7.0
+	touch $(TRITON_STAMP)
+
+triton-env: $(TRITON_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-out
+	rm -rf $(VENV) $(TRITON_ENV) build *.egg-info demo-out
 
 # The device-side suite on each JetPack's Python and libraries (docs/development.md): venvs
 # .venv-jp4 / .venv-jp5 from requirements/ci-*.txt, reused until those or setup.py change; a job

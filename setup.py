@@ -32,6 +32,7 @@ setup(
         "plot": ["matplotlib>=3.3"],
         "jtop": ["jetson-stats"],
         "nvml": ["nvidia-ml-py"],
+        "triton": ["tritonclient[http,grpc]>=2.40"],
         # jetson-stats: its own reader checks the fake sysfs trees (tests/toolkit/power)
         "dev": ["pytest>=7", "pytest-timeout", "vermin>=1.5",
                 "jetson-stats==7.2.2; python_version>='3.7'"],

@@ -34,12 +34,14 @@ def triton():
               help="Dynamic batching's preferred batch sizes (repeat the option).")
 @click.option("--queue-delay-us", default=500, show_default=True, type=int,
               help="How long a request waits for others to batch with (microseconds).")
+@click.option("--no-dynamic-batching", is_flag=True,
+              help="Run each request alone (no dynamic batching) in the strategy model.")
 @click.option("--instances", default=1, show_default=True, type=int,
               help="Model instances (each strategy instance has its own memo).")
 @click.option("--no-engine-models", is_flag=True,
               help="Only the strategy model (it runs the engines in-process anyway).")
-def export(spec, output, name, max_batch, preferred_batch, queue_delay_us, instances,
-           no_engine_models):
+def export(spec, output, name, max_batch, preferred_batch, queue_delay_us, no_dynamic_batching,
+           instances, no_engine_models):
     """Write a Triton model repository for the deployment SPEC.yaml: each engine as a model
     (tensorrt_plan for TensorRT engines, with the profile's batch range; onnxruntime_onnx for
     ONNX), the strategy (single, cascade, convert, memo) as one Python-backend model that clients
@@ -47,7 +49,7 @@ def export(spec, output, name, max_batch, preferred_batch, queue_delay_us, insta
     """
     from toolkit.triton.export import ExportOptions, export_repository
     options = ExportOptions(name, max_batch, preferred_batch, queue_delay_us, instances,
-                            not no_engine_models)
+                            not no_engine_models, not no_dynamic_batching)
     names = export_repository(spec, output, options)
     click.echo("model repository: {}".format(output))
     click.echo("  {} (strategy, python backend: the model clients call)".format(names[0]))

@@ -29,10 +29,10 @@ INPUT_NAME = "images"
 class ExportOptions(object):
     """``model_name`` (None: the spec's file name), the strategy's ``max_batch``, dynamic batching
     (``preferred_batch`` sizes, ``queue_delay_us``), ``instances`` per model, and whether to write
-    the ``engine_models`` too."""
+    the ``engine_models`` too; ``dynamic_batching`` False: each request runs alone."""
 
     def __init__(self, model_name=None, max_batch=64, preferred_batch=(8, 32), queue_delay_us=500,
-                 instances=1, engine_models=True):
+                 instances=1, engine_models=True, dynamic_batching=True):
         if int(max_batch) < 1:
             raise InputError("--max-batch must be at least 1, got {}".format(max_batch))
         bad = [s for s in preferred_batch if not 1 <= int(s) <= int(max_batch)]
@@ -45,6 +45,7 @@ class ExportOptions(object):
         self.queue_delay_us = int(queue_delay_us)
         self.instances = int(instances)
         self.engine_models = bool(engine_models)
+        self.dynamic_batching = bool(dynamic_batching)
 
 
 def default_model_name(spec_path):
@@ -145,7 +146,8 @@ def strategy_config(name, deployment, class_names, options):
                TensorConfig("probs", "float32", [len(class_names)], label_filename="labels.txt")]
     return ModelConfig(
         name, [TensorConfig(INPUT_NAME, "float32", dims)], outputs, options.max_batch,
-        backend="python", batching=BatchingConfig(options.preferred_batch, options.queue_delay_us),
+        backend="python", batching=BatchingConfig(options.preferred_batch, options.queue_delay_us)
+        if options.dynamic_batching else None,
         instance_kind="KIND_CPU", instance_count=options.instances,
         parameters={"spec": "deploy.yaml", "strategy": deployment.describe(),
                     "class_names": deployment.class_names and [str(c) for c in

@@ -1,0 +1,218 @@
+"""Triton under load: N concurrent clients, each sending a fixed number of one-sample requests
+to the exported strategy model, against in-process `toolkit run` on the same data.
+
+Printed side by side, from one run on one server (the nvidia-pytriton wheel's tritonserver, CPU
+only, on 127.0.0.1): throughput (samples/s) and p50/p99 latency per request for 1, 2, 4, 8
+clients, with dynamic batching and without; the ratio of throughput at 8 clients to 1 client
+(aim: >= 3x with dynamic batching); in-process throughput at batch 1 and batch 8; and BLS (the
+strategy calling an engine model through Triton, one request per engine per batch) vs the
+engines in the strategy's own process.
+
+The model: ``export.models.small_cnn`` (untrained: timing does not depend on the weights) on the
+bundled 8x8 digits test split, a single-model deployment, ONNX Runtime on the CPU.
+Needs ``make triton-env`` (x86-64); elsewhere it says so and exits.
+
+    python -m benchmarks.triton_load [--quick] [--requests N] [--clients 1,2,4,8]
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _export_model(folder):
+    import warnings
+
+    import torch
+
+    from export import models
+    path = os.path.join(folder, "small.onnx")
+    model = models.small_cnn().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), path, dynamo=False, opset_version=13,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def _repository(folder, onnx_path, spec):
+    from toolkit.triton.export import ExportOptions, export_repository
+    from toolkit.triton.model_config import BatchingConfig, ModelConfig, TensorConfig
+    root = os.path.join(folder, "models")
+    export_repository(spec, root, ExportOptions(model_name="batched", engine_models=False))
+    part = os.path.join(folder, "part")
+    export_repository(spec, part, ExportOptions(model_name="alone", engine_models=False,
+                                                dynamic_batching=False))
+    shutil.move(os.path.join(part, "alone"), os.path.join(root, "alone"))
+    source = open(os.path.join(REPO, "benchmarks", "_triton_bls_models.py")).read()
+    batching = BatchingConfig((8, 32), 500)
+    engine = ModelConfig("engine", [TensorConfig("input", "float32", [1, 8, 8])],
+                         [TensorConfig("logits", "float32", [10])], 64, backend="python",
+                         batching=batching)
+    with open(os.path.join(root, "batched", "config.pbtxt")) as handle:
+        strategy_config = handle.read()
+    bls = strategy_config.replace('name: "batched"', 'name: "bls"') + (
+        'parameters {\n  key: "engine"\n  value: { string_value: "engine" }\n}\n')
+    for name, config, role in (("engine", engine.to_pbtxt(), "engine"), ("bls", bls, "bls")):
+        os.makedirs(os.path.join(root, name, "1"))
+        with open(os.path.join(root, name, "config.pbtxt"), "w") as handle:
+            handle.write(config)
+        with open(os.path.join(root, name, "1", "model.py"), "w") as handle:
+            handle.write(source.replace('ROLE = "engine"', 'ROLE = "{}"'.format(role)))
+    shutil.copy(onnx_path, os.path.join(root, "engine", "1", "model.onnx"))
+    shutil.copy(os.path.join(root, "batched", "labels.txt"), os.path.join(root, "bls"))
+    return root
+
+
+def _load(url, model, images, clients, requests):
+    """``clients`` concurrent clients (threads of one process, each with its own connection, as
+    Triton's perf_analyzer drives --concurrency N), each sending ``requests`` one-sample requests
+    -> (samples/s, per-request latencies in ms)."""
+    from toolkit.triton.client import TritonClient
+    latencies = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    errors = []
+
+    def client(index):
+        try:
+            with TritonClient(url) as connection:
+                connection.infer(model, images[:1])  # connect before the clock starts
+                barrier.wait()
+                for r in range(requests):
+                    sample = images[(index * requests + r) % len(images)][None]
+                    begin = time.perf_counter()
+                    connection.infer(model, sample)
+                    latencies[index].append((time.perf_counter() - begin) * 1000.0)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return clients * requests / seconds, np.concatenate([np.asarray(v) for v in latencies])
+
+
+def _rounds(url, configs, images, requests, rounds):
+    """Every (model, clients) of ``configs`` once per round, the order rotating each round so that
+    machine noise hits all alike -> {config: (median samples/s, p50 ms, p99 ms)}."""
+    rates = {c: [] for c in configs}
+    latencies = {c: [] for c in configs}
+    for r in range(rounds):
+        shift = r % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            rate, values = _load(url, config[0], images, config[1], requests)
+            rates[config].append(rate)
+            latencies[config].append(values)
+    return {c: (float(np.median(rates[c])), float(np.percentile(np.concatenate(latencies[c]), 50)),
+                float(np.percentile(np.concatenate(latencies[c]), 99))) for c in configs}
+
+
+def _in_process(spec, data, batch):
+    from toolkit import deploy
+    with deploy.load_spec(spec) as deployment:
+        report = deploy.run_deployment(deployment, data, batch_size=batch)
+    summary = report.latency_batch()
+    return report.throughput_per_s, summary["latency_median_ms"], summary["latency_p99_ms"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and client counts")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per client [default: 300; --quick: 60]")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds over every configuration, medians reported [default: 3; "
+                             "--quick: 1]")
+    parser.add_argument("--clients", default=None,
+                        help="client counts, comma-separated [default: 1,2,4,8; --quick: 1,8]")
+    args = parser.parse_args(argv)
+    requests = args.requests or (60 if args.quick else 300)
+    rounds = args.rounds or (1 if args.quick else 3)
+    counts = [int(c) for c in (args.clients or ("1,8" if args.quick else "1,2,4,8")).split(",")]
+    sys.path.insert(0, REPO)
+    from tests.toolkit.triton.conftest import _missing_reason, free_ports, _env_dir
+    reason = _missing_reason()
+    if reason:
+        print("triton_load: not run: " + reason)
+        return 0
+    from calibration.datasets import load_dataset
+    from toolkit.triton import wheel
+    from toolkit.triton.server import ServerConfig, TritonServer
+    data = load_dataset("digits:test")
+    images = np.ascontiguousarray(data.images, dtype=np.float32)
+    folder = tempfile.mkdtemp(prefix="triton-load-")
+    try:
+        onnx_path = _export_model(folder)
+        spec = os.path.join(folder, "deploy.yaml")
+        with open(spec, "w") as handle:
+            handle.write("engines: {small: small.onnx}\nstrategy: small\n")
+        root = _repository(folder, onnx_path, spec)
+        http, grpc, metrics = free_ports(3)
+        env = _env_dir()
+        config = ServerConfig(root, binary=wheel.find_in_env(env), http_port=http, grpc_port=grpc,
+                              metrics_port=metrics, address="127.0.0.1", python_env=env,
+                              log_path=os.path.join(folder, "server.log"))
+        print("machine: {} CPU cores (shared); {} one-sample requests per client, {} round(s), "
+              "HTTP; clients and server on this machine".format(os.cpu_count(), requests, rounds))
+        local = {b: _in_process(spec, data, b) for b in (1, 8)}
+        with TritonServer(config):
+            configs = [(m, c) for m in ("batched", "alone", "bls") for c in counts
+                       if m != "bls" or c in (counts[0], counts[-1])]
+            measured = _rounds(config.http_url, configs, images, requests, rounds)
+        rows = {k: v for k, v in measured.items() if k[0] != "bls"}
+        bls = {c: v for (m, c), v in measured.items() if m == "bls"}
+        inproc = {c: rows["batched", c] for c in (counts[0], counts[-1])}
+        print("\n{:<34} {:>12} {:>10} {:>10}".format("", "samples/s", "p50 ms", "p99 ms"))
+        for batch, (rate, p50, p99) in sorted(local.items()):
+            print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
+                "in-process toolkit run, batch {}".format(batch), rate, p50, p99))
+        for model, label in (("batched", "dynamic batching"), ("alone", "no dynamic batching")):
+            for clients in counts:
+                rate, p50, p99 = rows[model, clients]
+                print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
+                    "Triton {}, {} client{}".format(label, clients, "s" if clients > 1 else ""),
+                    rate, p50, p99))
+        for clients, (rate, p50, p99) in sorted(bls.items()):
+            print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
+                "Triton BLS engine model, {} client{}".format(clients, "s" if clients > 1 else ""),
+                rate, p50, p99))
+        low, high = counts[0], counts[-1]
+        print("\nthroughput {} clients / {} client: {:.2f}x with dynamic batching (aim >= 3x), "
+              "{:.2f}x without".format(high, low, rows["batched", high][0] / rows["batched", low][0],
+                                        rows["alone", high][0] / rows["alone", low][0]))
+        best_single = max(rows["batched", low][0], rows["alone", low][0])
+        print("throughput {} clients with dynamic batching / the faster {} client figure (the "
+              "queue delay slows a lone client): {:.2f}x".format(
+                  high, low, rows["batched", high][0] / best_single))
+        print("in-process engines / BLS engine model: throughput {:.2f}x at {} client, {:.2f}x at "
+              "{} clients; p50 latency {:.3f} vs {:.3f} ms at {} client".format(
+                  inproc[low][0] / bls[low][0], low, inproc[high][0] / bls[high][0], high,
+                  inproc[low][1], bls[low][1], low))
+        print("Triton {} clients / in-process batch 1: {:.2f}x throughput".format(
+            high, rows["batched", high][0] / local[1][0]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

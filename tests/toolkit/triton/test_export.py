@@ -1,0 +1,67 @@
+"""The exported repository: self-contained strategy model folder, refusals before any work."""
+import os
+
+import numpy as np
+import pytest
+
+from basics.errors import InputError
+from toolkit import deploy
+from toolkit.triton.export import ExportOptions, export_repository
+
+
+def test_the_strategy_folder_runs_the_same_deployment(spec_folder, tmp_path, digits_splits):
+    spec = tmp_path / "memo.yaml"
+    spec.write_text((spec_folder / "memo.yaml").read_text().replace(
+        "small.onnx", str(spec_folder / "small.onnx")).replace(
+        "linear.onnx", str(spec_folder / "linear.onnx")).replace(
+        "max_entries: 1000", "max_entries: 1000, file: memo.npz"))
+    out = str(tmp_path / "repo")
+    export_repository(str(spec), out)
+    version = os.path.join(out, "memo", "1")
+    assert sorted(os.listdir(os.path.join(version, "engines"))) == [
+        "linear.onnx", "small.onnx", "small.onnx.json"]
+    with open(os.path.join(version, "deploy.yaml")) as handle:
+        assert "file" not in handle.read()  # the server's memo lives in memory
+    with deploy.load_spec(str(spec)) as original, \
+            deploy.load_spec(os.path.join(version, "deploy.yaml")) as exported:
+        assert exported.describe() == original.describe()
+        a = deploy.run_deployment(original, digits_splits[2])
+        b = deploy.run_deployment(exported, digits_splits[2])
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.confidence, b.confidence)
+    with open(os.path.join(out, "README.md")) as handle:
+        readme = handle.read()
+    for words in ("Jetson", "docker run", "--load-model=memo", "toolkit run --triton"):
+        assert words in readme
+
+
+def test_an_existing_folder_is_refused_before_any_work(spec_folder, tmp_path):
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an empty folder"):
+        export_repository(str(spec_folder / "single.yaml"), str(out))
+    assert os.listdir(str(out)) == ["keep.txt"]
+    assert [p for p in os.listdir(str(tmp_path)) if p.startswith(".triton")] == []
+
+
+def test_an_empty_folder_is_filled(spec_folder, tmp_path):
+    out = tmp_path / "repo"
+    out.mkdir()
+    export_repository(str(spec_folder / "single.yaml"), str(out),
+                      ExportOptions(model_name="digits", engine_models=False))
+    assert sorted(os.listdir(str(out))) == ["README.md", "digits"]
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(model_name="a b"), "model name"),
+    (dict(max_batch=0), "--max-batch"),
+    (dict(max_batch=8, preferred_batch=(16,)), "--preferred-batch"),
+    (dict(queue_delay_us=-1), "queue delay"),
+    (dict(instances=0), "--instances"),
+])
+def test_bad_options_are_one_line_errors(spec_folder, tmp_path, options, words):
+    with pytest.raises(InputError, match=words):
+        export_repository(str(spec_folder / "single.yaml"), str(tmp_path / "repo"),
+                          ExportOptions(**options))
+    assert not os.path.exists(str(tmp_path / "repo"))
