@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 pb_utils = None  # triton_python_backend_utils: exists only inside Triton's Python backend
+OUTPUTS = ("labels", "confidence", "probs")
 
 
 class TritonPythonModel(object):
@@ -50,14 +51,20 @@ class TritonPythonModel(object):
             error = pb_utils.TritonError("{}: {}".format(type(exc).__name__, exc))
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         responses, start = [], 0
-        for size in sizes:
+        for request, size in zip(requests, sizes):
             end = start + size
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("labels", result.labels[start:end].astype(np.int64).reshape(-1, 1)),
-                pb_utils.Tensor("confidence",
-                                result.confidence[start:end].astype(np.float32).reshape(-1, 1)),
-                pb_utils.Tensor("probs", np.ascontiguousarray(result.probs[start:end],
-                                                              dtype=np.float32))]))
+            wanted = request.requested_output_names() or OUTPUTS  # none named: all of them
+            tensors = []
+            if "labels" in wanted:
+                tensors.append(pb_utils.Tensor(
+                    "labels", result.labels[start:end].astype(np.int64).reshape(-1, 1)))
+            if "confidence" in wanted:
+                tensors.append(pb_utils.Tensor(
+                    "confidence", result.confidence[start:end].astype(np.float32).reshape(-1, 1)))
+            if "probs" in wanted:
+                tensors.append(pb_utils.Tensor(
+                    "probs", np.ascontiguousarray(result.probs[start:end], dtype=np.float32)))
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start = end
         return responses
 

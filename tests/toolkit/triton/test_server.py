@@ -178,3 +178,21 @@ def test_a_missing_binary_is_a_one_line_error(exported, capsys, monkeypatch):
     assert main(["triton", "serve", str(exported), "--http-port", str(http)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no tritonserver on PATH")
+
+
+def test_probs_and_the_labels_file_over_the_classification_extension(server, digits_splits):
+    httpclient, client = _client(server)
+    images = np.ascontiguousarray(digits_splits[2].images[:4], dtype=np.float32)
+    feed = httpclient.InferInput("images", list(images.shape), "FP32")
+    feed.set_data_from_numpy(images)
+    result = client.infer("cascade", [feed])  # no outputs named: all of them
+    probs, labels = result.as_numpy("probs"), result.as_numpy("labels").reshape(-1)
+    assert probs.shape == (4, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(axis=1), labels)
+    top = client.infer("cascade", [feed], outputs=[
+        httpclient.InferRequestedOutput("probs", class_count=2)]).as_numpy("probs")
+    assert top.shape == (4, 2)
+    first = [row[0].decode().split(":") for row in top]  # "score:index:label"
+    assert [int(index) for _, index, _ in first] == list(labels)
+    assert [name for _, _, name in first] == [str(label) for label in labels]

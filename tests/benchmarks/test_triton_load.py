@@ -1,0 +1,17 @@
+"""benchmarks/triton_load.py runs end to end on the real server (a few requests, not timed)."""
+import pytest
+
+from tests.toolkit.triton.conftest import triton_env
+
+
+@pytest.mark.timeout(240)
+def test_a_tiny_load_run_prints_every_figure(capsys):
+    pytest.importorskip("torch")
+    triton_env()
+    from benchmarks import triton_load
+    assert triton_load.main(["--requests", "3", "--clients", "1,2", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for words in ("in-process toolkit run, batch 1", "Triton dynamic batching, 2 clients",
+                  "Triton no dynamic batching, 1 client", "Triton BLS engine model, 2 clients",
+                  "throughput 2 clients / 1 client", "in-process engines / BLS engine model"):
+        assert words in out, words
