@@ -2,7 +2,7 @@
 to the exported strategy model, against in-process `toolkit run` on the same data.
 
 Printed side by side, from one run on one server (the nvidia-pytriton wheel's tritonserver, CPU
-only, on 127.0.0.1): throughput (samples/s) and p50/p99 latency per request for 1, 2, 4, 8
+only, on 127.0.0.1), over gRPC and HTTP: throughput (samples/s) and p50/p99 latency per request for 1, 2, 4, 8
 clients, with dynamic batching and without; the ratio of throughput at 8 clients to 1 client
 (aim: >= 3x with dynamic batching); in-process throughput at batch 1 and batch 8; and BLS (the
 strategy calling an engine model through Triton, one request per engine per batch) vs the
@@ -12,7 +12,8 @@ The model: ``export.models.small_cnn`` (untrained: timing does not depend on the
 bundled 8x8 digits test split, a single-model deployment, ONNX Runtime on the CPU.
 Needs ``make triton-env`` (x86-64); elsewhere it says so and exits.
 
-    python -m benchmarks.triton_load [--quick] [--requests N] [--clients 1,2,4,8]
+    python -m benchmarks.triton_load [--quick] [--requests N] [--rounds N] [--clients 1,2,4,8]
+        [--protocols grpc,http]
 """
 import argparse
 import os
@@ -111,15 +112,15 @@ def _load(url, model, images, clients, requests):
     return clients * requests / seconds, np.concatenate([np.asarray(v) for v in latencies])
 
 
-def _rounds(url, configs, images, requests, rounds):
-    """Every (model, clients) of ``configs`` once per round, the order rotating each round so that
+def _rounds(urls, configs, images, requests, rounds):
+    """Every (protocol, model, clients) of ``configs`` once per round, the order rotating each round so that
     machine noise hits all alike -> {config: (median samples/s, p50 ms, p99 ms)}."""
     rates = {c: [] for c in configs}
     latencies = {c: [] for c in configs}
     for r in range(rounds):
         shift = r % len(configs)
         for config in configs[shift:] + configs[:shift]:
-            rate, values = _load(url, config[0], images, config[1], requests)
+            rate, values = _load(urls[config[0]], config[1], images, config[2], requests)
             rates[config].append(rate)
             latencies[config].append(values)
     return {c: (float(np.median(rates[c])), float(np.percentile(np.concatenate(latencies[c]), 50)),
@@ -134,6 +135,15 @@ def _in_process(spec, data, batch):
     return report.throughput_per_s, summary["latency_median_ms"], summary["latency_p99_ms"]
 
 
+def _row(label, figures):
+    rate, p50, p99 = figures
+    print("{:<40} {:>10.0f} {:>9.3f} {:>9.3f}".format(label, rate, p50, p99))
+
+
+def _plural(count):
+    return "{} client{}".format(count, "s" if count > 1 else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and client counts")
@@ -144,19 +154,24 @@ def main(argv=None):
                              "--quick: 1]")
     parser.add_argument("--clients", default=None,
                         help="client counts, comma-separated [default: 1,2,4,8; --quick: 1,8]")
+    parser.add_argument("--protocols", default=None,
+                        help="grpc, http or both, comma-separated [default: grpc,http; --quick: "
+                             "grpc]")
     args = parser.parse_args(argv)
     requests = args.requests or (60 if args.quick else 300)
     rounds = args.rounds or (1 if args.quick else 3)
     counts = [int(c) for c in (args.clients or ("1,8" if args.quick else "1,2,4,8")).split(",")]
-    sys.path.insert(0, REPO)
-    from tests.toolkit.triton.conftest import _missing_reason, free_ports, _env_dir
-    reason = _missing_reason()
+    protocols = (args.protocols or ("grpc" if args.quick else "grpc,http")).split(",")
+    if set(protocols) - {"grpc", "http"} or len(counts) < 2:
+        parser.error("--protocols takes grpc and/or http; --clients at least two counts")
+    from toolkit.triton import wheel
+    from toolkit.triton.server import ServerConfig, TritonServer, free_ports
+    env = wheel.testing_env_dir()
+    reason = wheel.unavailable_reason(env)
     if reason:
         print("triton_load: not run: " + reason)
         return 0
     from calibration.datasets import load_dataset
-    from toolkit.triton import wheel
-    from toolkit.triton.server import ServerConfig, TritonServer
     data = load_dataset("digits:test")
     images = np.ascontiguousarray(data.images, dtype=np.float32)
     folder = tempfile.mkdtemp(prefix="triton-load-")
@@ -167,48 +182,46 @@ def main(argv=None):
             handle.write("engines: {small: small.onnx}\nstrategy: small\n")
         root = _repository(folder, onnx_path, spec)
         http, grpc, metrics = free_ports(3)
-        env = _env_dir()
         config = ServerConfig(root, binary=wheel.find_in_env(env), http_port=http, grpc_port=grpc,
                               metrics_port=metrics, address="127.0.0.1", python_env=env,
                               log_path=os.path.join(folder, "server.log"))
-        print("machine: {} CPU cores (shared); {} one-sample requests per client, {} round(s), "
-              "HTTP; clients and server on this machine".format(os.cpu_count(), requests, rounds))
+        print("machine: {} CPU cores (shared with other jobs); clients and server on it; {} "
+              "one-sample requests per client, {} round(s)".format(os.cpu_count(), requests,
+                                                                  rounds))
         local = {b: _in_process(spec, data, b) for b in (1, 8)}
-        with TritonServer(config):
-            configs = [(m, c) for m in ("batched", "alone", "bls") for c in counts
-                       if m != "bls" or c in (counts[0], counts[-1])]
-            measured = _rounds(config.http_url, configs, images, requests, rounds)
-        rows = {k: v for k, v in measured.items() if k[0] != "bls"}
-        bls = {c: v for (m, c), v in measured.items() if m == "bls"}
-        inproc = {c: rows["batched", c] for c in (counts[0], counts[-1])}
-        print("\n{:<34} {:>12} {:>10} {:>10}".format("", "samples/s", "p50 ms", "p99 ms"))
-        for batch, (rate, p50, p99) in sorted(local.items()):
-            print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
-                "in-process toolkit run, batch {}".format(batch), rate, p50, p99))
-        for model, label in (("batched", "dynamic batching"), ("alone", "no dynamic batching")):
-            for clients in counts:
-                rate, p50, p99 = rows[model, clients]
-                print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
-                    "Triton {}, {} client{}".format(label, clients, "s" if clients > 1 else ""),
-                    rate, p50, p99))
-        for clients, (rate, p50, p99) in sorted(bls.items()):
-            print("{:<34} {:>12.0f} {:>10.3f} {:>10.3f}".format(
-                "Triton BLS engine model, {} client{}".format(clients, "s" if clients > 1 else ""),
-                rate, p50, p99))
         low, high = counts[0], counts[-1]
-        print("\nthroughput {} clients / {} client: {:.2f}x with dynamic batching (aim >= 3x), "
-              "{:.2f}x without".format(high, low, rows["batched", high][0] / rows["batched", low][0],
-                                        rows["alone", high][0] / rows["alone", low][0]))
-        best_single = max(rows["batched", low][0], rows["alone", low][0])
-        print("throughput {} clients with dynamic batching / the faster {} client figure (the "
-              "queue delay slows a lone client): {:.2f}x".format(
-                  high, low, rows["batched", high][0] / best_single))
-        print("in-process engines / BLS engine model: throughput {:.2f}x at {} client, {:.2f}x at "
-              "{} clients; p50 latency {:.3f} vs {:.3f} ms at {} client".format(
-                  inproc[low][0] / bls[low][0], low, inproc[high][0] / bls[high][0], high,
-                  inproc[low][1], bls[low][1], low))
-        print("Triton {} clients / in-process batch 1: {:.2f}x throughput".format(
-            high, rows["batched", high][0] / local[1][0]))
+        urls = {"grpc": config.grpc_url, "http": config.http_url}
+        configs = [(p, m, c) for p in protocols for m in ("batched", "alone", "bls")
+                   for c in counts if m != "bls" or c in (low, high)]
+        with TritonServer(config):
+            measured = _rounds(urls, configs, images, requests, rounds)
+        print("\n{:<40} {:>10} {:>9} {:>9}".format("", "samples/s", "p50 ms", "p99 ms"))
+        for batch, figures in sorted(local.items()):
+            _row("in-process toolkit run, batch {}".format(batch), figures)
+        for protocol in protocols:
+            for model, label in (("batched", "dynamic batching"), ("alone", "no batching"),
+                                 ("bls", "BLS engine model")):
+                for clients in counts:
+                    if (protocol, model, clients) in measured:
+                        _row("{} {}, {}".format(protocol, label, _plural(clients)),
+                             measured[protocol, model, clients])
+        print()
+        for protocol in protocols:
+            rate = {(m, c): measured[protocol, m, c][0] for _, m, c in configs if _ == protocol}
+            print("{}: throughput {} / {}: {:.2f}x with dynamic batching (aim >= 3x), {:.2f}x "
+                  "without; {} with dynamic batching / the faster {} figure: {:.2f}x".format(
+                      protocol, _plural(high), _plural(low),
+                      rate["batched", high] / rate["batched", low],
+                      rate["alone", high] / rate["alone", low], _plural(high), _plural(low),
+                      rate["batched", high] / max(rate["batched", low], rate["alone", low])))
+            print("{}: in-process engines / BLS engine model: throughput {:.2f}x at {}, {:.2f}x "
+                  "at {}; p50 {:.3f} vs {:.3f} ms at {}".format(
+                      protocol, rate["batched", low] / rate["bls", low], _plural(low),
+                      rate["batched", high] / rate["bls", high], _plural(high),
+                      measured[protocol, "batched", low][1], measured[protocol, "bls", low][1],
+                      _plural(low)))
+            print("{}: Triton at {} / in-process batch 1: {:.2f}x throughput".format(
+                protocol, _plural(high), rate["batched", high] / local[1][0]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

@@ -9,9 +9,11 @@ def test_a_tiny_load_run_prints_every_figure(capsys):
     pytest.importorskip("torch")
     triton_env()
     from benchmarks import triton_load
-    assert triton_load.main(["--requests", "3", "--clients", "1,2", "--rounds", "1"]) == 0
+    assert triton_load.main(["--requests", "3", "--clients", "1,2", "--rounds", "1",
+                             "--protocols", "grpc,http"]) == 0
     out = capsys.readouterr().out
-    for words in ("in-process toolkit run, batch 1", "Triton dynamic batching, 2 clients",
-                  "Triton no dynamic batching, 1 client", "Triton BLS engine model, 2 clients",
-                  "throughput 2 clients / 1 client", "in-process engines / BLS engine model"):
+    for words in ("in-process toolkit run, batch 1", "grpc dynamic batching, 2 clients",
+                  "grpc no batching, 1 client", "grpc BLS engine model, 2 clients",
+                  "http: throughput 2 clients / 1 client",
+                  "grpc: in-process engines / BLS engine model"):
         assert words in out, words

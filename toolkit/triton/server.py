@@ -183,6 +183,21 @@ class TritonServer(object):
         return False
 
 
+def free_ports(count, host="127.0.0.1"):
+    """``count`` distinct TCP ports free on ``host`` now."""
+    import socket
+    sockets = []
+    try:
+        for _ in range(count):
+            handle = socket.socket()
+            handle.bind((host, 0))
+            sockets.append(handle)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for handle in sockets:
+            handle.close()
+
+
 def group_members(group):
     """Process ids still in process group ``group`` (Linux ``/proc``), zombies excluded."""
     members = []

@@ -7,6 +7,7 @@ go on ``LD_LIBRARY_PATH``. Its Python backend needs numpy < 2 in the model envir
 """
 import glob
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,30 @@ import sys
 from basics.errors import InputError
 
 STUB = "triton_python_backend_stub"
+ENV_VARIABLE = "TOOLKIT_TRITON_ENV"  # the test environment, default .venv-triton in the checkout
+
+
+def testing_env_dir():
+    """The environment with the wheel that the tests and benchmarks use (``make triton-env``)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.environ.get(ENV_VARIABLE) or os.path.join(root, ".venv-triton")
+
+
+def unavailable_reason(env_dir):
+    """Why the wheel's server cannot run here with ``env_dir`` (one line), or None."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return "the nvidia-pytriton wheel (Triton for the tests) is x86-64 only; this is {}".format(
+            platform.machine())
+    if not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        return "the nvidia-pytriton 0.7.0 wheel has Python backend stubs for Python 3.8-3.13 only"
+    if find_in_env(env_dir) is None:
+        return "no Triton test environment at {} (run `make triton-env`)".format(env_dir)
+    try:
+        import tritonclient.grpc  # noqa: F401
+        import tritonclient.http  # noqa: F401
+    except ImportError:
+        return "tritonclient is not installed (pip install 'tritonclient[http,grpc]')"
+    return None
 
 
 def wheel_dir(binary):

@@ -7,15 +7,11 @@ saying why, except where ``TOOLKIT_REQUIRE_TRITON=1`` (``make test`` on x86-64):
 so CI never passes them vacuously.
 """
 import os
-import platform
 import shutil
-import socket
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.toolkit.strategies.conftest import linear_image_onnx
 
 SPECS = {
@@ -46,53 +42,20 @@ def spec_folder(tmp_path_factory, small_cnn_onnx):
 
 def triton_env():
     """The Triton test environment's folder, or skip (fail where it is required) saying why."""
-    reason = _missing_reason()
+    from toolkit.triton import wheel
+    env_dir = wheel.testing_env_dir()
+    reason = wheel.unavailable_reason(env_dir)
     if reason:
         if os.environ.get("TOOLKIT_REQUIRE_TRITON") == "1":
             pytest.fail("TOOLKIT_REQUIRE_TRITON=1 but " + reason)
         pytest.skip(reason)
-    return _env_dir()
-
-
-def _env_dir():
-    return os.environ.get("TOOLKIT_TRITON_ENV") or os.path.join(REPO_ROOT, ".venv-triton")
-
-
-def _missing_reason():
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return "the nvidia-pytriton wheel (Triton for the tests) is x86-64 only; this is {}".format(
-            platform.machine())
-    if not (3, 8) <= sys.version_info[:2] <= (3, 13):
-        return "the nvidia-pytriton 0.7.0 wheel has Python backend stubs for Python 3.8-3.13 only"
-    from toolkit.triton import wheel
-    if wheel.find_in_env(_env_dir()) is None:
-        return "no Triton test environment at {} (run `make triton-env`)".format(_env_dir())
-    try:
-        import tritonclient.grpc  # noqa: F401
-        import tritonclient.http  # noqa: F401
-    except ImportError:
-        return "tritonclient is not installed (pip install 'tritonclient[http,grpc]')"
-    return None
-
-
-def free_ports(count):
-    """``count`` distinct free TCP ports on 127.0.0.1."""
-    sockets = []
-    try:
-        for _ in range(count):
-            handle = socket.socket()
-            handle.bind(("127.0.0.1", 0))
-            sockets.append(handle)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for handle in sockets:
-            handle.close()
+    return env_dir
 
 
 def server_config(repository, models, log_path):
     """A :class:`ServerConfig` for the wheel's server on 127.0.0.1 at free ports."""
     from toolkit.triton import wheel
-    from toolkit.triton.server import ServerConfig
+    from toolkit.triton.server import ServerConfig, free_ports
     env = triton_env()
     http, grpc, metrics = free_ports(3)
     return ServerConfig(str(repository), binary=wheel.find_in_env(env), http_port=http,

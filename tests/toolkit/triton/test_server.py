@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.toolkit.triton.conftest import SPECS, free_ports, server_config
+from tests.toolkit.triton.conftest import SPECS, server_config
+from toolkit.triton.server import free_ports
 from toolkit.cli.main import main
 
 pytestmark = pytest.mark.timeout(180)
