@@ -46,6 +46,9 @@ class TritonClient(object):
             return self.client.get_model_config(model, as_json=True)["config"]
         except exceptions.InferenceServerException as exc:
             raise ToolkitError("{}: model {!r}: {}".format(self.url, model, exc.message())) from None
+        except OSError as exc:
+            raise ToolkitError("cannot reach Triton at {}: {}".format(
+                self.url, exc.strerror or exc)) from None
 
     def infer(self, model, images, outputs=("labels", "confidence")):
         """``{output: array}`` for one batch of float32 images."""
@@ -61,6 +64,9 @@ class TritonClient(object):
                                            client_timeout=self.timeout_s)
         except exceptions.InferenceServerException as exc:
             raise ToolkitError("{}: {}".format(self.url, exc.message())) from None
+        except OSError as exc:
+            raise ToolkitError("cannot reach Triton at {}: {}".format(
+                self.url, exc.strerror or exc)) from None
         return {name: result.as_numpy(name) for name in outputs}
 
     def close(self):

@@ -58,3 +58,14 @@ def test_run_triton_refuses_an_image_folder(tmp_path, capsys):
     assert main(["run", "--triton", "http://127.0.0.1:1", "m", "--data",
                  str(tmp_path / "images")]) == 1
     _one_line_error(capsys, "image folder")
+
+
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_run_triton_without_a_server_is_one_line(scheme, capsys):
+    pytest.importorskip("tritonclient.grpc")
+    pytest.importorskip("tritonclient.http")
+    from toolkit.triton.server import free_ports
+    url = "{}://127.0.0.1:{}".format(scheme, free_ports(1)[0])
+    assert main(["run", "--triton", url, "m", "--data", "digits:test", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "127.0.0.1" in err[0], err
