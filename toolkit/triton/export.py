@@ -168,9 +168,14 @@ def _class_names(deployment):
 
 
 def _copy_with_sidecar(path, target):
+    """The engine or ONNX file and its sidecar (engine facts, or the ONNX's metadata)."""
+    if path.lower().endswith(".onnx"):
+        from engines.model_metadata import sidecar_path
+    else:
+        from engines.engine_file import sidecar_path
     shutil.copyfile(path, target)
-    if os.path.isfile(path + ".json"):
-        shutil.copyfile(path + ".json", target + ".json")
+    if os.path.isfile(sidecar_path(path)):
+        shutil.copyfile(sidecar_path(path), sidecar_path(target))
 
 
 def _read_yaml(path):

@@ -65,3 +65,27 @@ def test_bad_options_are_one_line_errors(spec_folder, tmp_path, options, words):
         export_repository(str(spec_folder / "single.yaml"), str(tmp_path / "repo"),
                           ExportOptions(**options))
     assert not os.path.exists(str(tmp_path / "repo"))
+
+
+def test_an_onnx_runtime_engine_file_exports_with_its_profile(spec_folder, tmp_path, digits_splits):
+    from tests.toolkit.triton.test_model_config import parse
+    from toolkit.cli.main import main
+    engine = str(tmp_path / "small.engine")
+    assert main(["build", str(spec_folder / "small.onnx"), "-o", engine, "--max-batch", "16"]) == 0
+    spec = tmp_path / "e.yaml"
+    spec.write_text("engines: {small: small.engine}\nstrategy: small\n")
+    out = str(tmp_path / "repo")
+    export_repository(str(spec), out)
+    config = parse(os.path.join(out, "e_small", "config.pbtxt"))
+    assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 16
+    from engines.engine_file import read_engine
+    with open(os.path.join(out, "e_small", "1", "model.onnx"), "rb") as handle:
+        assert handle.read() == read_engine(engine)[0]  # the engine's ONNX bytes
+    version = os.path.join(out, "e", "1")
+    assert sorted(os.listdir(os.path.join(version, "engines"))) == ["small.engine",
+                                                                   "small.engine.json"]
+    with deploy.load_spec(str(spec)) as original, \
+            deploy.load_spec(os.path.join(version, "deploy.yaml")) as exported:
+        a = deploy.run_deployment(original, digits_splits[2])
+        b = deploy.run_deployment(exported, digits_splits[2])
+    np.testing.assert_array_equal(a.confidence, b.confidence)
