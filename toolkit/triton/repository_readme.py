@@ -7,16 +7,17 @@ preprocessing, strategy and memo, with its engines in-process). Input `images`: 
 as the data set gives them, any batch up to `max_batch_size`; outputs `labels` (int64),
 `confidence` (float32) and `probs` (float32 per class; `labels.txt` names the classes).
 {engines}
-The strategy model imports the toolkit: install it (`pip install jetson-trt-toolkit`, or put its
-source folder on `PYTHONPATH`) in the Python that Triton's Python backend runs, with numpy and
-onnxruntime (and TensorRT's Python package where engines are `.engine` files).
+The strategy model imports the toolkit: `pip install /path/to/toolkit-source` into the Python that
+Triton's Python backend runs, or name the source folder in `TOOLKIT_PYTHONPATH` (the backend's
+Python starts isolated and ignores `PYTHONPATH`); it needs numpy, onnxruntime, pyyaml and xxhash
+there too (and TensorRT's Python package where engines are `.engine` files).
 
 ## On a Jetson (JetPack 5/6)
 
 Triton's JetPack release (a tarball from Triton's GitHub releases; it has the Python, ONNX Runtime
 and TensorRT backends):
 
-    export PYTHONPATH=/path/to/toolkit-source        # or pip install the toolkit
+    export TOOLKIT_PYTHONPATH=/path/to/toolkit-source    # or pip install the toolkit
     tritonserver --model-repository=$PWD --backend-directory=/opt/tritonserver/backends \\
         --model-control-mode=explicit --load-model={model}
 
@@ -27,7 +28,7 @@ device that serves them.
 ## On a server (x86-64 with a GPU)
 
     docker run --rm --gpus all -p 8000:8000 -p 8001:8001 -p 8002:8002 \\
-        -v $PWD:/models -v /path/to/toolkit-source:/toolkit -e PYTHONPATH=/toolkit \\
+        -v $PWD:/models -v /path/to/toolkit-source:/toolkit -e TOOLKIT_PYTHONPATH=/toolkit \\
         nvcr.io/nvidia/tritonserver:<yy.mm>-py3 \\
         sh -c "pip install numpy'<2' onnxruntime pyyaml xxhash && \\
                tritonserver --model-repository=/models --model-control-mode=explicit \\
