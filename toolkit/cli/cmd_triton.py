@@ -72,7 +72,8 @@ def export(spec, output, name, max_batch, preferred_batch, queue_delay_us, no_dy
               help="Triton's backends (default: Triton's own, or the nvidia-pytriton wheel's).")
 @click.option("--python-env", default=None, metavar="VENV",
               help="A virtualenv of the Python backend's Python with the packages the strategy "
-                   "model imports (numpy, onnxruntime, pyyaml, xxhash).")
+                   "model imports (numpy, onnxruntime, pyyaml, xxhash); default for the "
+                   "nvidia-pytriton wheel's server: the virtualenv it is installed in.")
 @click.option("--log", "log_path", default=None, metavar="FILE",
               help="Append the server's log here (default: this terminal).")
 @click.option("--ready-timeout-s", default=120.0, show_default=True, type=float,
@@ -84,7 +85,8 @@ def serve(repository, binary, models, address, http_port, grpc_port, metrics_por
     backend stub left behind).
 
     The nvidia-pytriton wheel's server (x86-64) works too: give --tritonserver
-    .../site-packages/pytriton/tritonserver/bin/tritonserver and a --python-env with numpy < 2.
+    VENV/lib/python3.X/site-packages/pytriton/tritonserver/bin/tritonserver; VENV needs numpy < 2
+    and the strategy model's packages (`make triton-env` makes one: .venv-triton).
     """
     from toolkit.triton.server import ServerConfig, TritonServer
     for port in (http_port, grpc_port, metrics_port):

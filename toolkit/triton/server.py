@@ -80,14 +80,15 @@ class TritonServer(object):
         env = dict(os.environ)
         backend_dir = config.backend_dir
         library_dirs, version = [], None
-        if config.python_env:
+        wheel_root = wheel.wheel_dir(binary)
+        python_env = config.python_env or (wheel_root and wheel.owning_env(wheel_root))
+        if python_env:
             # The stub's Python starts isolated (PYTHONPATH ignored) and finds its prefix from
             # `python3` on PATH: the environment's bin first makes its site-packages the stub's.
-            python, _, libdir, version = wheel.env_python(config.python_env)
+            python, _, libdir, version = wheel.env_python(python_env)
             _prepend(env, "PATH", [os.path.dirname(python)])
             if libdir:
                 library_dirs.append(libdir)
-        wheel_root = wheel.wheel_dir(binary)
         if wheel_root is not None:
             wheel_backends, libs = wheel.prepare(wheel_root, version)
             backend_dir = backend_dir or wheel_backends

@@ -54,6 +54,13 @@ def find_in_env(env_dir):
     return found[0] if found else None
 
 
+def owning_env(tritonserver_dir):
+    """The virtualenv the wheel is installed in (``<env>/lib/python3.X/site-packages/pytriton/
+    tritonserver``), or None."""
+    env = os.path.realpath(os.path.join(tritonserver_dir, *([os.pardir] * 5)))
+    return env if os.path.isfile(os.path.join(env, "pyvenv.cfg")) else None
+
+
 def env_python(env_dir):
     """``(python executable, site-packages folder, libpython folder or None)`` of a venv."""
     python = os.path.join(env_dir, "bin", "python")

@@ -115,10 +115,12 @@ def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, sig
     env_dir = triton_env()
     config = server_config(exported, ["single"], tmp_path / "server.log")
     command = [sys.executable, "-m", "toolkit", "triton", "serve", config.repository,
-               "--tritonserver", config.binary, "--python-env", env_dir, "--model", "single",
+               "--tritonserver", config.binary, "--model", "single",
                "--address", "127.0.0.1", "--http-port", str(config.http_port),
                "--grpc-port", str(config.grpc_port), "--metrics-port", str(config.metrics_port),
                "--log", config.log_path]
+    if signal_number == signal.SIGTERM:  # else the default: the wheel's own virtualenv
+        command += ["--python-env", env_dir]
     serve = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE,
                              start_new_session=True)
     try:
