@@ -2,8 +2,8 @@
 to the exported strategy model, against in-process `toolkit run` on the same data.
 
 Printed side by side, from one run on one server (the nvidia-pytriton wheel's tritonserver, CPU
-only, on 127.0.0.1), over gRPC and HTTP: throughput (samples/s) and p50/p99 latency per request for 1, 2, 4, 8
-clients, with dynamic batching and without; the ratio of throughput at 8 clients to 1 client
+only, on 127.0.0.1), over gRPC and HTTP: throughput (samples/s) and p50/p99 latency per request
+for 1, 2, 4, 8 clients, with dynamic batching and without; the ratio of throughput at 8 clients to 1 client
 (aim: >= 3x with dynamic batching); in-process throughput at batch 1 and batch 8; and BLS (the
 strategy calling an engine model through Triton, one request per engine per batch) vs the
 engines in the strategy's own process.
@@ -13,9 +13,10 @@ bundled 8x8 digits test split, a single-model deployment, ONNX Runtime on the CP
 Needs ``make triton-env`` (x86-64); elsewhere it says so and exits.
 
     python -m benchmarks.triton_load [--quick] [--requests N] [--rounds N] [--clients 1,2,4,8]
-        [--protocols grpc,http]
+        [--protocols grpc,http,http-lean]
 """
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -73,18 +74,65 @@ def _repository(folder, onnx_path, spec):
     return root
 
 
+class _LeanHttp(object):
+    """A minimal HTTP/REST client of Triton's binary tensor protocol (the request bytes made once
+    per sample; http.client on a kept-alive connection): far less client CPU per request than
+    tritonclient, as perf_analyzer's C++ client, so that on a shared 2-core machine the load
+    generator takes less from the server. Checks each answer's status and size."""
+
+    def __init__(self, url):
+        import http.client
+        host, port = url.split("://", 1)[1].rsplit(":", 1)
+        import socket
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.connection.connect()
+        self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.cache = {}
+
+    def infer(self, model, images):
+        key = (model, images.tobytes())
+        if key not in self.cache:
+            body = np.ascontiguousarray(images, dtype=np.float32).tobytes()
+            header = json.dumps({"inputs": [{
+                "name": "images", "shape": list(images.shape), "datatype": "FP32",
+                "parameters": {"binary_data_size": len(body)}}], "outputs": [
+                {"name": n, "parameters": {"binary_data": True}}
+                for n in ("labels", "confidence")]}).encode()
+            self.cache[key] = (header + body, {
+                "Inference-Header-Content-Length": str(len(header)),
+                "Content-Type": "application/octet-stream"})
+        payload, headers = self.cache[key]
+        self.connection.request("POST", "/v2/models/{}/infer".format(model), payload, headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status != 200 or len(data) < 12 * len(images):
+            raise RuntimeError("lean client: HTTP {}: {}".format(response.status, data[:200]))
+
+    def close(self):
+        self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def _load(url, model, images, clients, requests):
     """``clients`` concurrent clients (threads of one process, each with its own connection, as
     Triton's perf_analyzer drives --concurrency N), each sending ``requests`` one-sample requests
     -> (samples/s, per-request latencies in ms)."""
     from toolkit.triton.client import TritonClient
+    lean = url.startswith("lean+")
+    connect = (lambda: _LeanHttp(url[5:])) if lean else (lambda: TritonClient(url))
     latencies = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
     errors = []
 
     def client(index):
         try:
-            with TritonClient(url) as connection:
+            with connect() as connection:
                 connection.infer(model, images[:1])  # connect before the clock starts
                 barrier.wait()
                 for r in range(requests):
@@ -113,8 +161,8 @@ def _load(url, model, images, clients, requests):
 
 
 def _rounds(urls, configs, images, requests, rounds):
-    """Every (protocol, model, clients) of ``configs`` once per round, the order rotating each round so that
-    machine noise hits all alike -> {config: (median samples/s, p50 ms, p99 ms)}."""
+    """Every (protocol, model, clients) of ``configs`` once per round, the order rotating each
+    round so that machine noise hits all alike -> {config: (median samples/s, p50 ms, p99 ms)}."""
     rates = {c: [] for c in configs}
     latencies = {c: [] for c in configs}
     for r in range(rounds):
@@ -137,7 +185,7 @@ def _in_process(spec, data, batch):
 
 def _row(label, figures):
     rate, p50, p99 = figures
-    print("{:<40} {:>10.0f} {:>9.3f} {:>9.3f}".format(label, rate, p50, p99))
+    print("{:<45} {:>10.0f} {:>9.3f} {:>9.3f}".format(label, rate, p50, p99))
 
 
 def _plural(count):
@@ -155,15 +203,16 @@ def main(argv=None):
     parser.add_argument("--clients", default=None,
                         help="client counts, comma-separated [default: 1,2,4,8; --quick: 1,8]")
     parser.add_argument("--protocols", default=None,
-                        help="grpc, http or both, comma-separated [default: grpc,http; --quick: "
+                        help="client kinds, comma-separated: grpc and http (tritonclient), "
+                             "http-lean (a minimal HTTP client) [default: all three; --quick: "
                              "grpc]")
     args = parser.parse_args(argv)
     requests = args.requests or (60 if args.quick else 300)
     rounds = args.rounds or (1 if args.quick else 3)
     counts = [int(c) for c in (args.clients or ("1,8" if args.quick else "1,2,4,8")).split(",")]
-    protocols = (args.protocols or ("grpc" if args.quick else "grpc,http")).split(",")
-    if set(protocols) - {"grpc", "http"} or len(counts) < 2:
-        parser.error("--protocols takes grpc and/or http; --clients at least two counts")
+    protocols = (args.protocols or ("grpc" if args.quick else "grpc,http,http-lean")).split(",")
+    if set(protocols) - {"grpc", "http", "http-lean"} or len(counts) < 2:
+        parser.error("--protocols takes grpc, http, http-lean; --clients at least two counts")
     from toolkit.triton import wheel
     from toolkit.triton.server import ServerConfig, TritonServer, free_ports
     env = wheel.testing_env_dir()
@@ -190,12 +239,13 @@ def main(argv=None):
                                                                   rounds))
         local = {b: _in_process(spec, data, b) for b in (1, 8)}
         low, high = counts[0], counts[-1]
-        urls = {"grpc": config.grpc_url, "http": config.http_url}
+        urls = {"grpc": config.grpc_url, "http": config.http_url,
+                "http-lean": "lean+" + config.http_url}
         configs = [(p, m, c) for p in protocols for m in ("batched", "alone", "bls")
                    for c in counts if m != "bls" or c in (low, high)]
         with TritonServer(config):
             measured = _rounds(urls, configs, images, requests, rounds)
-        print("\n{:<40} {:>10} {:>9} {:>9}".format("", "samples/s", "p50 ms", "p99 ms"))
+        print("\n{:<45} {:>10} {:>9} {:>9}".format("", "samples/s", "p50 ms", "p99 ms"))
         for batch, figures in sorted(local.items()):
             _row("in-process toolkit run, batch {}".format(batch), figures)
         for protocol in protocols:
