@@ -119,3 +119,13 @@ def test_strings_are_escaped():
     assert parsed.name == 'we"ird\\name'
     assert parsed.parameters["note"].string_value == 'a "quoted"\nline ü'
     assert _types(parsed.input) == [("in", "TYPE_UINT8", [-1])]
+
+
+def test_a_resizing_preprocessing_takes_images_of_any_size(spec_folder, tmp_path):
+    spec = tmp_path / "resize.yaml"
+    spec.write_text("engines: {{small: {}}}\nstrategy: small\n"
+                    "preprocessing: {{resize_hw: [8, 8]}}\n".format(spec_folder / "small.onnx"))
+    out = str(tmp_path / "repo")
+    export_repository(str(spec), out, ExportOptions(engine_models=False))
+    config = parse(os.path.join(out, "resize", "config.pbtxt"))
+    assert _types(config.input) == [("images", "TYPE_FP32", [-1, -1, -1])]
