@@ -30,8 +30,9 @@ def triton():
                    "engine model is MODEL_<engine>.")
 @click.option("--max-batch", default=64, show_default=True, type=int,
               help="The strategy model's max_batch_size (engines keep their own profile's).")
-@click.option("--preferred-batch", multiple=True, type=int, default=(8, 32), show_default=True,
-              help="Dynamic batching's preferred batch sizes (repeat the option).")
+@click.option("--preferred-batch", multiple=True, type=int,
+              help="Dynamic batching's preferred batch sizes (repeat the option; default: 8 and "
+                   "32, those up to --max-batch).")
 @click.option("--queue-delay-us", default=500, show_default=True, type=int,
               help="How long a request waits for others to batch with (microseconds).")
 @click.option("--no-dynamic-batching", is_flag=True,

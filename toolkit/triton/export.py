@@ -24,21 +24,29 @@ from toolkit.triton.model_config import BatchingConfig, ModelConfig, TensorConfi
 from toolkit.triton.repository_readme import readme_text
 
 INPUT_NAME = "images"
+DEFAULT_PREFERRED_BATCH = (8, 32)
 
 
 class ExportOptions(object):
     """``model_name`` (None: the spec's file name), the strategy's ``max_batch``, dynamic batching
-    (``preferred_batch`` sizes, ``queue_delay_us``), ``instances`` per model, and whether to write
+    (``preferred_batch`` sizes, None: 8 and 32 where they fit; ``queue_delay_us``), ``instances`` per model, and whether to write
     the ``engine_models`` too; ``dynamic_batching`` False: each request runs alone."""
 
-    def __init__(self, model_name=None, max_batch=64, preferred_batch=(8, 32), queue_delay_us=500,
+    def __init__(self, model_name=None, max_batch=64, preferred_batch=None, queue_delay_us=500,
                  instances=1, engine_models=True, dynamic_batching=True):
         if int(max_batch) < 1:
             raise InputError("--max-batch must be at least 1, got {}".format(max_batch))
+        if not preferred_batch:  # None: the defaults that fit
+            preferred_batch = [s for s in DEFAULT_PREFERRED_BATCH if s <= int(max_batch)] or [
+                int(max_batch)]
         bad = [s for s in preferred_batch if not 1 <= int(s) <= int(max_batch)]
         if bad:
             raise InputError("--preferred-batch sizes must be within 1 .. --max-batch ({}), got "
                              "{}".format(max_batch, ", ".join(str(s) for s in bad)))
+        if int(queue_delay_us) < 0:
+            raise InputError("--queue-delay-us must be at least 0, got {}".format(queue_delay_us))
+        if int(instances) < 1:
+            raise InputError("--instances must be at least 1, got {}".format(instances))
         self.model_name = model_name
         self.max_batch = int(max_batch)
         self.preferred_batch = tuple(int(s) for s in preferred_batch)
@@ -99,10 +107,11 @@ def _write(root, name, raw, deployment, engines, options):
     os.makedirs(os.path.join(version, "engines"))
     spec = dict(raw)
     spec["engines"] = {}
+    raw_engines = {str(k): v for k, v in raw["engines"].items()}
     for engine_name, ref in deployment.spec.engines.items():
         target = "engines/{}{}".format(engine_name, os.path.splitext(ref.path)[1].lower())
         _copy_with_sidecar(ref.path, os.path.join(version, target))
-        entry = raw["engines"][engine_name]
+        entry = raw_engines[engine_name]
         entry = dict(entry) if isinstance(entry, dict) else {}
         entry["path"] = target
         spec["engines"][engine_name] = entry

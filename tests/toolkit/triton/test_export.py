@@ -57,7 +57,7 @@ def test_an_empty_folder_is_filled(spec_folder, tmp_path):
     (dict(model_name="a b"), "model name"),
     (dict(max_batch=0), "--max-batch"),
     (dict(max_batch=8, preferred_batch=(16,)), "--preferred-batch"),
-    (dict(queue_delay_us=-1), "queue delay"),
+    (dict(queue_delay_us=-1), "--queue-delay-us"),
     (dict(instances=0), "--instances"),
 ])
 def test_bad_options_are_one_line_errors(spec_folder, tmp_path, options, words):
@@ -89,3 +89,10 @@ def test_an_onnx_runtime_engine_file_exports_with_its_profile(spec_folder, tmp_p
         a = deploy.run_deployment(original, digits_splits[2])
         b = deploy.run_deployment(exported, digits_splits[2])
     np.testing.assert_array_equal(a.confidence, b.confidence)
+
+
+def test_the_default_preferred_sizes_fit_the_max_batch():
+    assert ExportOptions().preferred_batch == (8, 32)
+    assert ExportOptions(max_batch=16).preferred_batch == (8,)
+    assert ExportOptions(max_batch=4).preferred_batch == (4,)
+    assert ExportOptions(max_batch=4, preferred_batch=[2]).preferred_batch == (2,)
