@@ -1,7 +1,8 @@
 """A local ``tritonserver`` process: start it, wait until it is ready, stop it cleanly.
 
 The server runs in a process group of its own, so that stopping it (SIGTERM, then SIGKILL after
-``stop_timeout_s``) also ends any Python-backend stub left behind.
+``stop_timeout_s``) also ends any Python-backend stub left behind; on Linux it also gets SIGTERM
+when the thread that started it dies (start it from a thread that outlives it).
 """
 import os
 import shutil
@@ -114,7 +115,8 @@ class TritonServer(object):
             self._log = open(self.config.log_path, "ab")
         self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=subprocess.STDOUT if self._log
-                                        else None, start_new_session=True)
+                                        else None, start_new_session=True,
+                                        preexec_fn=_stop_with_parent)
         return self
 
     def poll(self):
@@ -213,6 +215,16 @@ def group_members(group):
         if int(fields[2]) == group and fields[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def _stop_with_parent():
+    """In the child before exec (Linux): SIGTERM when the thread that started it dies, so that a
+    killed ``toolkit triton serve`` leaves no server behind. Best effort elsewhere."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill_group(group):

@@ -108,7 +108,7 @@ def test_a_client_that_hangs_up_mid_request_does_not_stop_the_server(server):
     assert server.poll() is None and _ready(server.config)
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, signal_number):
     from tests.toolkit.triton.conftest import triton_env
     from toolkit.triton.server import group_members
@@ -123,28 +123,44 @@ def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, sig
         command += ["--python-env", env_dir]
     serve = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE,
                              start_new_session=True)
+    servers = []
     try:
         deadline = time.monotonic() + 90
         while not _ready(config):
             assert serve.poll() is None, serve.stderr.read().decode()
             assert time.monotonic() < deadline, "not ready"
             time.sleep(0.2)
-        servers = [pid for pid in _children(serve.pid) if _name(pid) == "tritonserver"]
+        servers[:] = [pid for pid in _children(serve.pid) if _name(pid) == "tritonserver"]
         assert len(servers) == 1
         group = servers[0]  # the server leads a process group of its own, with its stubs
         stubs = [pid for pid in group_members(group) if _name(pid) == "triton_python_backend_stub"]
         assert stubs, "the model runs in a stub process"
         serve.send_signal(signal_number)
-        assert serve.wait(60) == 0
-        assert b"stopped" in serve.stderr.read()
+        if signal_number == signal.SIGKILL:  # no clean-up code runs: the server follows its parent
+            assert serve.wait(60) == -signal.SIGKILL
+            deadline = time.monotonic() + 40
+            while group_members(group) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        else:
+            assert serve.wait(60) == 0
+            assert b"stopped" in serve.stderr.read()
         assert not [pid for pid in stubs if os.path.exists("/proc/{}".format(pid))
                     and _state(pid) != "Z"]
         assert group_members(group) == []
         assert not _ready(config)
-    finally:
+    finally:  # on a failure, too, leave no server behind (it leads a process group of its own)
         if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+            serve.send_signal(signal.SIGTERM)
+            try:
+                serve.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+                serve.wait()
+        for pid in servers:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _name(pid):
