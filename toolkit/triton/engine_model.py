@@ -23,14 +23,14 @@ class EngineModel(object):
         self.max_batch = max_batch
 
     @classmethod
-    def from_file(cls, path, engine=None):
-        """From an ``.engine`` file (its sidecar: no TensorRT needed) or an ``.onnx`` (``engine``:
-        the loaded engine whose inputs/outputs to use)."""
+    def from_file(cls, path):
+        """From an ``.engine`` file (its sidecar: no TensorRT needed) or an ``.onnx``."""
         if str(path).lower().endswith(".onnx"):
-            if engine is None:
-                from engines.load import load_engine
-                engine = load_engine(path)
-            return cls(path, "onnxruntime_onnx", "model.onnx", engine.inputs, engine.outputs)
+            from engines.load import load_engine
+            # the file's own inputs/outputs: a deployment's engine may carry a confidence head
+            # added at load time (engines.confidence_head), which the file Triton loads lacks
+            with load_engine(path) as plain:
+                return cls(path, "onnxruntime_onnx", "model.onnx", plain.inputs, plain.outputs)
         from engines.engine_file import read_sidecar
         sidecar = read_sidecar(path)
         if sidecar.backend == "onnxruntime":
@@ -76,3 +76,4 @@ class EngineModel(object):
             platform=self.platform, batching=batching,
             instance_kind="KIND_GPU" if gpu else "KIND_CPU", instance_count=instances,
             default_model_filename=self.filename, comments=comments)
+

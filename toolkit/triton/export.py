@@ -80,8 +80,7 @@ def export_repository(spec_path, out_dir, options=None):
     raw = _read_yaml(spec_path)
     deployment = deploy.load_spec(spec_path)
     try:
-        engines = {n: EngineModel.from_file(ref.path, deployment.engines[n])
-                   for n, ref in deployment.spec.engines.items()}
+        engines = {n: EngineModel.from_file(ref.path) for n, ref in deployment.spec.engines.items()}
         parent = os.path.dirname(os.path.abspath(out_dir))
         if not os.path.isdir(parent):
             raise InputError("no such folder: {}".format(parent))

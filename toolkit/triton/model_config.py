@@ -26,16 +26,17 @@ def data_type(dtype):
 
 class TensorConfig(object):
     """One input or output: name, numpy dtype, dims without the batch axis (-1: dynamic) and,
-    for an output, an optional labels file."""
+    for an output, an optional labels file. A scalar per sample (dims ``[]``) is Triton's idiom
+    ``dims: [1]`` with ``reshape: { shape: [] }``."""
 
     def __init__(self, name, dtype, dims, label_filename=None):
         self.name = str(name)
         self.dtype = np.dtype(dtype)
         self.dims = [int(d) for d in dims]
         self.label_filename = label_filename
+        self.reshape = None
         if not self.dims:
-            raise InputError("tensor '{}' needs at least one dim (Triton has no scalar "
-                             "tensors)".format(self.name))
+            self.dims, self.reshape = [1], []
 
 
 class BatchingConfig(object):
@@ -116,6 +117,9 @@ def _tensor(tensor):
     fields = ["    name: {}".format(_quote(tensor.name)),
               "    data_type: {}".format(data_type(tensor.dtype)),
               "    dims: [ {} ]".format(", ".join(str(d) for d in tensor.dims))]
+    if tensor.reshape is not None:
+        fields.append("    reshape: {{ shape: [ {} ] }}".format(
+            ", ".join(str(d) for d in tensor.reshape)))
     if tensor.label_filename:
         fields.append("    label_filename: {}".format(_quote(tensor.label_filename)))
     return "  {\n" + "\n".join(fields) + "\n  }"

@@ -84,17 +84,22 @@ def test_a_tensorrt_engine_is_a_tensorrt_plan_with_its_profile(tmp_path):
     assert "minimum batch is 2" in engine.config("x").to_pbtxt()
 
 
-def test_a_model_with_a_fixed_batch_does_not_batch(tmp_path):
-    path = str(tmp_path / "fixed.onnx")
-    with open(path, "wb") as handle:
-        handle.write(logits_onnx(5, shape=(1, 8, 8)))
-
-    class Fixed(object):
-        inputs = [TensorSpec("input", (1, 1, 8, 8), np.float32)]
-        outputs = [TensorSpec("logits", (1, 5), np.float32)]
-    config = parse(EngineModel.from_file(path, Fixed()).config("fixed").to_pbtxt())
+def test_a_model_with_a_fixed_batch_does_not_batch():
+    fixed = EngineModel("fixed.onnx", "onnxruntime_onnx", "model.onnx",
+                        [TensorSpec("input", (1, 1, 8, 8), np.float32)],
+                        [TensorSpec("logits", (1, 5), np.float32)])
+    config = parse(fixed.config("fixed").to_pbtxt())
     assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
     assert _types(config.input) == [("input", "TYPE_FP32", [1, 1, 8, 8])]
+
+
+def test_a_scalar_per_sample_is_dims_1_reshaped():
+    head = EngineModel("m.onnx", "onnxruntime_onnx", "model.onnx",
+                       [TensorSpec("input", (-1, 1, 8, 8), np.float32)],
+                       [TensorSpec("confidence", (-1,), np.float32)])
+    config = parse(head.config("m").to_pbtxt())
+    assert _types(config.output) == [("confidence", "TYPE_FP32", [1])]
+    assert config.output[0].HasField("reshape") and list(config.output[0].reshape.shape) == []
 
 
 def test_the_convert_path_exports_as_one_strategy_model(spec_folder, tmp_path):
