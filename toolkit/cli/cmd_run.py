@@ -1,6 +1,8 @@
 """``toolkit run``: run a deployment spec on data; write predictions and a report."""
 import click
 
+from basics.errors import InputError
+
 from toolkit.cli.options import (
     FRACTION,
     batch_option,
