@@ -2,7 +2,6 @@
 import click
 
 from basics.errors import InputError
-
 from toolkit.cli.options import (
     FRACTION,
     batch_option,

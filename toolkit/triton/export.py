@@ -147,13 +147,16 @@ def _write(root, name, raw, deployment, engines, options):
 def strategy_config(name, deployment, class_names, options):
     """The strategy model's :class:`ModelConfig` (Python backend, dynamic batching)."""
     prep = deployment.preprocessing
-    dims = list(deployment.input_shape)
-    if prep.resize_hw is not None or prep.channel_order is not None:
-        dims = [-1] * len(dims)  # the preprocessing converts whatever size/channels come in
+    channels, height, width = deployment.input_shape
+    if prep.channel_order is not None:
+        channels = -1  # the preprocessing converts whatever channels come in
+    if prep.resize_hw is not None:
+        height = width = -1  # ... and resizes whatever size
     outputs = [TensorConfig("labels", "int64", [1]), TensorConfig("confidence", "float32", [1]),
                TensorConfig("probs", "float32", [len(class_names)], label_filename="labels.txt")]
     return ModelConfig(
-        name, [TensorConfig(INPUT_NAME, "float32", dims)], outputs, options.max_batch,
+        name, [TensorConfig(INPUT_NAME, "float32", [channels, height, width])], outputs,
+        options.max_batch,
         backend="python", batching=BatchingConfig(options.preferred_batch, options.queue_delay_us)
         if options.dynamic_batching else None,
         instance_kind="KIND_CPU", instance_count=options.instances,

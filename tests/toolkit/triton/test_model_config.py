@@ -41,7 +41,8 @@ def test_every_exported_config_parses(spec_folder, tmp_path, name):
     strategy = configs[name]
     assert strategy.name == name and strategy.backend == "python"
     assert strategy.max_batch_size == 48
-    assert _types(strategy.input) == [("images", "TYPE_FP32", [1, 8, 8])]
+    # the model's metadata asks for grayscale (channel_order L): any channels come in, 8x8 only
+    assert _types(strategy.input) == [("images", "TYPE_FP32", [-1, 8, 8])]
     assert _types(strategy.output) == [("labels", "TYPE_INT64", [1]),
                                        ("confidence", "TYPE_FP32", [1]),
                                        ("probs", "TYPE_FP32", [10])]
@@ -126,11 +127,12 @@ def test_strings_are_escaped():
     assert _types(parsed.input) == [("in", "TYPE_UINT8", [-1])]
 
 
-def test_a_resizing_preprocessing_takes_images_of_any_size(spec_folder, tmp_path):
+def test_a_resizing_preprocessing_takes_images_of_any_height_and_width(spec_folder, tmp_path):
     spec = tmp_path / "resize.yaml"
     spec.write_text("engines: {{small: {}}}\nstrategy: small\n"
                     "preprocessing: {{resize_hw: [8, 8]}}\n".format(spec_folder / "small.onnx"))
     out = str(tmp_path / "repo")
     export_repository(str(spec), out, ExportOptions(engine_models=False))
     config = parse(os.path.join(out, "resize", "config.pbtxt"))
-    assert _types(config.input) == [("images", "TYPE_FP32", [-1, -1, -1])]
+    # the spec's preprocessing (no channel conversion) replaces the metadata's
+    assert _types(config.input) == [("images", "TYPE_FP32", [1, -1, -1])]
