@@ -22,7 +22,7 @@ endif
 $(STAMP): setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[host,plot,dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[host,plot,dev,triton]'
 	touch $(STAMP)
 
 # Refresh the lock: the newest versions setup.py allows (torch stays at the locked CPU build),
@@ -32,7 +32,7 @@ lock:
 	$(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install --quiet --upgrade pip
 	grep -i '^torch==' $(LOCK) > build/lock-torch.txt
-	build/lock-venv/bin/pip install --quiet -c build/lock-torch.txt -e '.[host,plot,dev]'
+	build/lock-venv/bin/pip install --quiet -c build/lock-torch.txt -e '.[host,plot,dev,triton]'
 	{ grep '^#' $(LOCK); build/lock-venv/bin/$(FREEZE); } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf build/lock-venv build/lock-torch.txt
@@ -47,10 +47,9 @@ test: $(STAMP) $(TRITON_TEST)
 	$(TRITON_REQUIRED) $(BIN)/python -m pytest -q tests
 	$(MAKE) --no-print-directory test-device
 
-$(TRITON_STAMP): $(STAMP) requirements-triton-env.txt
-	$(BIN)/pip install --quiet 'tritonclient[http,grpc]==2.73.0'
+$(TRITON_STAMP): $(STAMP) requirements/triton-env.txt
 	$(PYTHON) -m venv $(TRITON_ENV)
-	$(TRITON_ENV)/bin/pip install --quiet -r requirements-triton-env.txt
+	$(TRITON_ENV)/bin/pip install --quiet -r requirements/triton-env.txt
 	$(TRITON_ENV)/bin/pip install --quiet --no-deps nvidia-pytriton==0.7.0
 	touch $(TRITON_STAMP)
 

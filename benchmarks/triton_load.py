@@ -176,9 +176,10 @@ def _rounds(urls, configs, images, requests, rounds):
 
 
 def _in_process(spec, data, batch):
-    from toolkit import deploy
-    with deploy.load_spec(spec) as deployment:
-        report = deploy.run_deployment(deployment, data, batch_size=batch)
+    from toolkit.deployment import load_spec
+    from toolkit.running import run_deployment
+    with load_spec(spec) as deployment:
+        report = run_deployment(deployment, data, batch_size=batch)
     summary = report.latency_batch()
     return report.throughput_per_s, summary["latency_median_ms"], summary["latency_p99_ms"]
 

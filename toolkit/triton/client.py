@@ -2,7 +2,7 @@
 
 Sends the data set in batches to the strategy model over HTTP (``http://HOST:8000``, the default
 without a scheme) or gRPC (``grpc://HOST:8001``) with ``tritonclient``, and returns the same
-:class:`toolkit.deploy.RunReport` as an in-process run (its counters stay on the server; latency is
+:class:`toolkit.running.RunReport` as an in-process run (its counters stay on the server; latency is
 the client's round trip)."""
 import json
 import time
@@ -88,11 +88,11 @@ def class_names(config):
 
 def run_remote(url, model, data, batch_size=32, progress=False, timeout_s=60.0):
     """Classify ``data`` (a :class:`calibration.datasets.Dataset`) on the server's ``model`` in
-    batches of ``batch_size`` -> :class:`toolkit.deploy.RunReport`."""
-    from toolkit import deploy
+    batches of ``batch_size`` -> :class:`toolkit.running.RunReport`."""
+    from toolkit.running import RunReport
     batch_size = int(batch_size)
     if batch_size < 1:
-        raise InputError("--batch must be at least 1, got {}".format(batch_size))
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
     total = len(data.images)
     if total == 0:
         raise InputError("{}: the data set is empty".format(data.name))
@@ -117,6 +117,6 @@ def run_remote(url, model, data, batch_size=32, progress=False, timeout_s=60.0):
             bar.close()
     names = class_names(config) or (data.class_names or None)
     strategy = config.get("parameters", {}).get("strategy", {}).get("string_value", model)
-    return deploy.RunReport(model, "{} on Triton at {}".format(strategy, url), data.name,
+    return RunReport(model, "{} on Triton at {}".format(strategy, url), data.name,
                             batch_size, labels, confidence, data.labels,
                             getattr(data, "sources", None), names, batch_ms, batch_sizes, {})

@@ -71,14 +71,14 @@ def check_model_name(name):
 def export_repository(spec_path, out_dir, options=None):
     """Write the repository to ``out_dir`` (which must not exist or be empty; it appears whole or
     not at all). Returns the list of model names written, the strategy's first."""
-    from toolkit import deploy
+    from toolkit.deployment import load_spec
     options = options or ExportOptions()
     name = check_model_name(options.model_name or default_model_name(spec_path))
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         raise InputError("{} already exists and is not an empty folder; give a new one".format(
             out_dir))
     raw = _read_yaml(spec_path)
-    deployment = deploy.load_spec(spec_path)
+    deployment = load_spec(spec_path)
     try:
         engines = {n: EngineModel.from_file(ref.path) for n, ref in deployment.spec.engines.items()}
         parent = os.path.dirname(os.path.abspath(out_dir))

@@ -31,12 +31,13 @@ class TritonPythonModel(object):
             if folder and folder not in sys.path:
                 sys.path.insert(0, folder)
         from toolkit import deploy
+        from toolkit.deployment import load_spec
         config = json.loads(args["model_config"])
         parameters = {k: v.get("string_value", "") for k, v in
                       config.get("parameters", {}).items()}
         here = os.path.join(args["model_repository"], str(args["model_version"]))
         self.deploy = deploy
-        self.deployment = deploy.load_spec(os.path.join(here, parameters.get("spec", "deploy.yaml")))
+        self.deployment = load_spec(os.path.join(here, parameters.get("spec", "deploy.yaml")))
         self.input_name = config["input"][0]["name"]
 
     def execute(self, requests):

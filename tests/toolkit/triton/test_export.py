@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from basics.errors import InputError
-from toolkit import deploy
+from toolkit.deployment import load_spec
+from toolkit.running import run_deployment
 from toolkit.triton.export import ExportOptions, export_repository
 
 
@@ -22,11 +23,11 @@ def test_the_strategy_folder_runs_the_same_deployment(spec_folder, tmp_path, dig
         "linear.onnx", "small.onnx", "small.onnx.json"]
     with open(os.path.join(version, "deploy.yaml")) as handle:
         assert "file" not in handle.read()  # the server's memo lives in memory
-    with deploy.load_spec(str(spec)) as original, \
-            deploy.load_spec(os.path.join(version, "deploy.yaml")) as exported:
+    with load_spec(str(spec)) as original, \
+            load_spec(os.path.join(version, "deploy.yaml")) as exported:
         assert exported.describe() == original.describe()
-        a = deploy.run_deployment(original, digits_splits[2])
-        b = deploy.run_deployment(exported, digits_splits[2])
+        a = run_deployment(original, digits_splits[2])
+        b = run_deployment(exported, digits_splits[2])
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.confidence, b.confidence)
     with open(os.path.join(out, "README.md")) as handle:
@@ -84,10 +85,10 @@ def test_an_onnx_runtime_engine_file_exports_with_its_profile(spec_folder, tmp_p
     version = os.path.join(out, "e", "1")
     assert sorted(os.listdir(os.path.join(version, "engines"))) == ["small.engine",
                                                                    "small.engine.json"]
-    with deploy.load_spec(str(spec)) as original, \
-            deploy.load_spec(os.path.join(version, "deploy.yaml")) as exported:
-        a = deploy.run_deployment(original, digits_splits[2])
-        b = deploy.run_deployment(exported, digits_splits[2])
+    with load_spec(str(spec)) as original, \
+            load_spec(os.path.join(version, "deploy.yaml")) as exported:
+        a = run_deployment(original, digits_splits[2])
+        b = run_deployment(exported, digits_splits[2])
     np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
