@@ -62,6 +62,6 @@ def paired_gap(base_right, other_right, clusters=None, reps=2000, seed=0):
     only_base = int(np.sum(base_right & ~other_right))
     only_other = int(np.sum(other_right & ~base_right))
     return {"gap": float(diff.mean()) if len(diff) else 0.0, "only_base_right": only_base,
-            "only_other_right": only_other, "samples": int(len(diff)),
+            "only_other_right": only_other, "samples": int(len(diff)), "clusters": int(len(ids)),
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
             "mcnemar_p": mcnemar_p(only_base, only_other)}

@@ -65,6 +65,7 @@ import time
 import numpy as np
 
 from basics.errors import ToolkitError
+from basics import stats
 from basics.stats import mcnemar_p
 from engines.base import Engine
 from toolkit.strategies.cascade import Cascade
@@ -294,23 +295,13 @@ def cascade_right(probs_first, probs_second, labels, score, post_check, threshol
 def paired_gap(base_right, other_right, clusters=None, reps=BOOTSTRAP, seed=0):
     """The accuracy gap baseline - other on the same samples, with its paired counts (samples
     only the baseline gets right, only the other gets right), an exact two-sided McNemar p-value
-    and a 95% paired bootstrap interval. ``clusters`` (one id per sample): samples of one cluster
-    (draws of one base digit) are resampled together, as they are not independent."""
-    base_right = np.asarray(base_right, dtype=bool)
-    other_right = np.asarray(other_right, dtype=bool)
-    diff = base_right.astype(np.float64) - other_right
-    clusters = np.arange(len(diff)) if clusters is None else np.asarray(clusters)
-    ids, inverse = np.unique(clusters, return_inverse=True)
-    per_cluster = np.bincount(inverse, weights=diff, minlength=len(ids))
-    sizes = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
-    pick = np.random.RandomState(seed).randint(0, len(ids), size=(reps, len(ids)))
-    boot = per_cluster[pick].sum(axis=1) / sizes[pick].sum(axis=1)
-    only_base = int(np.sum(base_right & ~other_right))
-    only_other = int(np.sum(other_right & ~base_right))
-    return {"gap": float(diff.mean()), "only_baseline_right": only_base,
-            "only_other_right": only_other, "samples": len(diff), "clusters": len(ids),
-            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "mcnemar_p": mcnemar_p(only_base, only_other)}
+    and a 95% paired bootstrap interval (:func:`basics.stats.paired_gap`, seen from the baseline).
+    ``clusters`` (one id per sample): samples of one cluster (draws of one base digit) are
+    resampled together, as they are not independent."""
+    gap = stats.paired_gap(other_right, base_right, clusters, reps, seed)
+    return {"gap": gap["gap"], "only_baseline_right": gap["only_other_right"],
+            "only_other_right": gap["only_base_right"], "samples": gap["samples"],
+            "clusters": gap["clusters"], "ci95": gap["ci95"], "mcnemar_p": gap["mcnemar_p"]}
 
 
 # -- models ----------------------------------------------------------------------------------------
