@@ -46,10 +46,12 @@ def mcnemar_p(only_first, only_second):
     return float(min(1.0, 2.0 * sum(math.exp(value) for value in logs)))
 
 
-def paired_gap(base_right, other_right, clusters=None, reps=2000, seed=0):
+def paired_gap(base_right, other_right, clusters=None, reps=2000, seed=0, test_clusters=False):
     """The accuracy gap ``other - base`` on the same samples: the discordant counts, an exact
     McNemar p-value and a 95% paired bootstrap interval. ``clusters`` (one id per sample) resamples
-    dependent samples together (e.g. both copies of a duplicated image)."""
+    dependent samples together (e.g. both copies of a duplicated image); with ``test_clusters``
+    the McNemar test counts the first sample of each cluster only (copies of one image are one
+    observation, not several)."""
     base_right = np.asarray(base_right, dtype=bool)
     other_right = np.asarray(other_right, dtype=bool)
     diff = other_right.astype(np.float64) - base_right
@@ -61,7 +63,13 @@ def paired_gap(base_right, other_right, clusters=None, reps=2000, seed=0):
     boot = per_cluster[pick].sum(axis=1) / sizes[pick].sum(axis=1)
     only_base = int(np.sum(base_right & ~other_right))
     only_other = int(np.sum(other_right & ~base_right))
+    tested = (only_base, only_other)
+    if test_clusters:
+        first = np.unique(inverse, return_index=True)[1]
+        tested = (int(np.sum(base_right[first] & ~other_right[first])),
+                  int(np.sum(other_right[first] & ~base_right[first])))
     return {"gap": float(diff.mean()) if len(diff) else 0.0, "only_base_right": only_base,
             "only_other_right": only_other, "samples": int(len(diff)), "clusters": int(len(ids)),
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "mcnemar_p": mcnemar_p(only_base, only_other)}
+            "mcnemar_p": mcnemar_p(*tested), "mcnemar_samples": int(len(ids) if test_clusters
+                                                                     else len(diff))}

@@ -347,13 +347,20 @@ def prune_model(model, train, val, config=None, test=None, progress=None):
                                    "error bound {:.3g} too tight; raised".format(bound)))
             bound *= config.error_growth
             continue
+        refit_acc = evaluate(model, val)
         steps.append(PruneStep(round_index, "pruned", pruned.total, pruned.total / e0,
-                               evaluate(model, val), pruned.nonzero_weights, pruned.weights,
+                               refit_acc, pruned.nonzero_weights, pruned.weights,
                                "error bound {:.3g}".format(bound)))
+        refitted = copy.deepcopy(model)
         _finetune(model, train, masks, config, round_index)
         acc = evaluate(model, val)
         steps.append(PruneStep(round_index, "fine-tuned", pruned.total, pruned.total / e0, acc,
                                pruned.nonzero_weights, pruned.weights))
+        if acc < refit_acc:  # the fine-tuning hurt: keep the refitted weights of this round
+            model, acc = refitted, refit_acc
+            steps.append(PruneStep(round_index, "fine-tune undone", pruned.total,
+                                   pruned.total / e0, acc, pruned.nonzero_weights, pruned.weights,
+                                   "fine-tuning lowered validation accuracy"))
         say("round {}: energy {:.1%} of the original, validation accuracy {:.2%}".format(
             round_index, pruned.total / e0, acc))
         if base_val - acc > config.max_accuracy_drop + 1e-9:

@@ -229,3 +229,25 @@ def test_a_slowdown_is_printed_as_slower_never_as_fractional_faster():
     assert "1.25x slower" in line and "faster" not in line
     result.latency.update(pruned_ms=0.5, speedup=2.0)
     assert "2.00x faster" in [text for text in result.lines() if "latency" in text][0]
+
+
+def test_a_round_whose_fine_tuning_hurts_keeps_its_refitted_weights(trained_small_cnn,
+                                                                   digits_splits, monkeypatch):
+    """Fine-tuning that lowers validation accuracy used to undo the whole round: the 'pruned'
+    model came out identical to the original. The refitted round is kept instead."""
+    from export import pruning
+
+    def harmful_finetune(model, train, masks, config, seed):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(-1.0)  # wrecks the network (and leaves pruned zeros at zero)
+    monkeypatch.setattr(pruning, "_finetune", harmful_finetune)
+    train, val, test = digits_splits
+    result = prune_model(trained_small_cnn, train, val, PruneConfig(
+        granularity="weights", max_rounds=1, finetune_epochs=1, calibration_samples=96,
+        max_accuracy_drop=0.2), test=test)
+    stages = [step.stage for step in result.steps]
+    assert stages[-2:] == ["fine-tuned", "fine-tune undone"]
+    assert result.energy_fraction < 0.95
+    refitted = [s for s in result.steps if s.stage == "pruned"][-1]
+    assert result.final["val_accuracy"] == pytest.approx(refitted.val_accuracy)

@@ -22,7 +22,7 @@ from toolkit.power.options import config_from_options
 @click.option("--input-shape", default=None, metavar="CxHxW",
               help="Image size for an image folder [default: from its first image, at most 32 "
                    "pixels a side].")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1),
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1),
               help="Training epochs of every pool model.")
 @click.option("--cbnet-epochs", default=40, show_default=True, type=click.IntRange(1),
               help="Training epochs of CBNet's converting autoencoder.")

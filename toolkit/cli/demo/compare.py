@@ -112,7 +112,7 @@ def _add_comparisons(rows, clusters):
         value, reference = row["energy_per_inference"], base["energy_per_inference"]
         row["energy_saving_vs_large"] = (1.0 - value / reference) if value is not None and \
             reference else None
-        gap = paired_gap(base["right"], row["right"], clusters=clusters)
+        gap = paired_gap(base["right"], row["right"], clusters=clusters, test_clusters=True)
         gap["significant"] = gap["mcnemar_p"] < 0.05
         row["gap_vs_large"] = gap
     for row in rows:

@@ -17,9 +17,9 @@ class DemoConfig(object):
     (None: auto); ``fresh``: redo every stage; ``input_shape``: (C, H, W) for an image folder
     (None: from its first image)."""
 
-    def __init__(self, datasets=BUNDLED_DATASETS, out_dir="demo-out", pool_models=("tiny_cnn",
-                 "small_cnn"), baseline="large_cnn", epochs=20, cbnet_epochs=40, finetune_epochs=3,
-                 prune_rounds=2, prune_finetune_epochs=1, calibration_samples=256, max_batch=32,
+    def __init__(self, datasets=BUNDLED_DATASETS, out_dir="demo-out", pool_models=("flat_cnn",
+                 "flat_resnet"), baseline="large_cnn", epochs=30, cbnet_epochs=40,
+                 finetune_epochs=3, prune_rounds=2, prune_finetune_epochs=2, calibration_samples=256, max_batch=32,
                  duplicate=1.0, repeats=3, backend="auto", power=None, fresh=False,
                  input_shape=None, seed=0, progress=True):
         for name, value in (("epochs", epochs), ("CBNet epochs", cbnet_epochs),

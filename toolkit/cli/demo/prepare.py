@@ -127,7 +127,7 @@ def _prune(data, weights, out_dir, config, log):
     export_to_onnx(model, os.path.join(out_dir, "pruned.onnx"), (1,) + data.input_shape,
                    metadata=metadata, parity_inputs=data.val.images[:16])
     summary = {} if result is None else result.to_dict()
-    fraction = summary.get("final", {}).get("energy_fraction")
+    fraction = summary.get("energy_fraction")
     if fraction is not None:
         log("  pruned {}: estimated energy {:.1%} of the original".format(config.baseline,
                                                                           fraction))

@@ -114,7 +114,8 @@ def markdown(report):
            "Accuracy: top-1 with its 95% Wilson interval. *vs large*: the accuracy gap to the "
            "large model in points on the same samples, with a 95% paired bootstrap interval "
            "(copies of one image resampled together); `*` marks a gap the exact McNemar test "
-           "finds significant at 5%. Latency: per batch, each batch's median over {} runs. "
+           "finds significant at 5% (over the distinct test images: copies of one image count "
+           "once). Latency: per batch, each batch's median over {} runs. "
            "Speed-up and energy saved: against the large model.".format(
                report["config"]["repeats"]), ""]
     for name, result in report["datasets"].items():

@@ -50,3 +50,21 @@ def test_the_printed_table_lines_up():
     table = lines[1:6]
     assert len({len(line) for line in table}) == 1  # fixed width
     assert lines[-2].startswith("energy: ESTIMATE")
+
+
+def test_copies_of_one_image_count_once_in_the_significance_test():
+    """On the duplicated protocol each image is shown twice: a McNemar test over all samples
+    doubles the evidence and called a 2-point gap significant that is not on the distinct images."""
+    import numpy as np
+
+    from basics.stats import paired_gap
+    base = np.array([True] * 40 + [False] * 2 + [True] * 8)
+    other = np.array([True] * 40 + [True] * 2 + [False] * 8)
+    clusters = np.concatenate([np.arange(50), np.arange(50)])
+    doubled = np.concatenate([base, base]), np.concatenate([other, other])
+    naive = paired_gap(*doubled, clusters=clusters)
+    fair = paired_gap(*doubled, clusters=clusters, test_clusters=True)
+    single = paired_gap(base, other)
+    assert naive["mcnemar_p"] < 0.05 <= fair["mcnemar_p"]
+    assert fair["mcnemar_p"] == single["mcnemar_p"] and fair["mcnemar_samples"] == 50
+    assert fair["gap"] == naive["gap"] == single["gap"]
