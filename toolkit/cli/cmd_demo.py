@@ -36,8 +36,8 @@ from toolkit.power.options import config_from_options
 @progress_option()
 def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_rounds, repeats,
          backend, power_source, power_rate_hz, idle_s, power_sysfs_root, no_progress):
-    """Run the whole toolkit on bundled data and write a report (about 3 minutes on 2 CPU cores
-    the first time; reruns reuse every stage's cached outputs).
+    """Run the whole toolkit on bundled data and write a report (about 75 s on 2 CPU cores the
+    first time; a rerun reuses every stage's cached outputs and takes seconds).
 
     \b
     For each data set (digits and digits-hard by default):

@@ -31,7 +31,9 @@ def accuracy_vs_energy(path, name, result, energy):
     plt = _pyplot()
     protocols = ("test", "duplicated")
     figure, axes = plt.subplots(1, len(protocols), figsize=(12, 5.4), sharey=True)
-    unit = "energy per inference, {}".format(energy["unit"])
+    unit = "energy per inference: {}".format(
+        energy["unit"] + " (measured)" if energy["measured"] else
+        "ESTIMATE, energy-model units (one 16-bit MAC = 1)")
     for axis, protocol in zip(axes, protocols):
         rows = result["protocols"][protocol]["rows"]
         curve = result.get("curve") if protocol == "test" else None
@@ -51,7 +53,7 @@ def accuracy_vs_energy(path, name, result, energy):
                           fmt=MARKERS.get(row["key"], "o"), color="C{}".format(number),
                           markersize=8, capsize=3, zorder=3, label=row["strategy"])
         axis.set_xscale("log")
-        axis.set_xlabel(unit + (" (measured)" if energy["measured"] else " (ESTIMATE)"))
+        axis.set_xlabel(unit, fontsize=9)
         axis.set_title("{}: {}".format(name, "test split" if protocol == "test" else
                                        "duplicated protocol"))
         axis.grid(alpha=0.3, which="both")
