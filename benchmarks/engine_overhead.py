@@ -18,22 +18,7 @@ import time
 
 import numpy as np
 
-
-def _export_model(folder):
-    """export.models.small_cnn (untrained: timing does not depend on the weights) -> ONNX."""
-    import warnings
-
-    import torch
-
-    from export import models
-    path = os.path.join(folder, "small_cnn.onnx")
-    model = models.small_cnn().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), path, dynamo=False, opset_version=13,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return path
+from benchmarks.common import export_untrained
 
 
 def _raw_session(model_bytes):
@@ -95,7 +80,7 @@ def main(argv=None):
     from engines.load import load_engine
 
     with tempfile.TemporaryDirectory() as folder:
-        onnx_path = _export_model(folder)
+        onnx_path = export_untrained(folder)
         engine_path = os.path.join(folder, "small_cnn.engine")
         build_engine(onnx_path, engine_path, BuildConfig(max_batch=32, backend="onnxruntime"))
         model_bytes, _ = read_engine(engine_path)

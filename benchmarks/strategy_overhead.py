@@ -22,21 +22,7 @@ import time
 
 import numpy as np
 
-
-def _export(folder, factory):
-    import warnings
-
-    import torch
-
-    from export import models
-    path = os.path.join(folder, factory + ".onnx")
-    model = getattr(models, factory)().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), path, dynamo=False, opset_version=13,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return path
+from benchmarks.common import export_untrained
 
 
 def _median_interleaved(sides, rounds):
@@ -166,7 +152,7 @@ def main(argv=None):
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     images = np.ascontiguousarray(load_digits_variant("digits").images[:32])
     with tempfile.TemporaryDirectory() as folder:
-        path = _export(folder, "small_cnn")
+        path = export_untrained(folder, "small_cnn")
         engine = OnnxRuntimeEngine(path, threads=1, identity="bench")
         print("small_cnn on ONNX Runtime (CPU, 1 thread), batch {}; microseconds per sample, "
               "median of {} interleaved rounds".format(len(images), rounds))

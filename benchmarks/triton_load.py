@@ -26,23 +26,9 @@ import time
 
 import numpy as np
 
+from benchmarks.common import export_untrained
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _export_model(folder):
-    import warnings
-
-    import torch
-
-    from export import models
-    path = os.path.join(folder, "small.onnx")
-    model = models.small_cnn().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), path, dynamo=False, opset_version=13,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return path
 
 
 def _repository(folder, onnx_path, spec):
@@ -226,7 +212,7 @@ def main(argv=None):
     images = np.ascontiguousarray(data.images, dtype=np.float32)
     folder = tempfile.mkdtemp(prefix="triton-load-")
     try:
-        onnx_path = _export_model(folder)
+        onnx_path = export_untrained(folder)
         spec = os.path.join(folder, "deploy.yaml")
         with open(spec, "w") as handle:
             handle.write("engines: {small: small.onnx}\nstrategy: small\n")
