@@ -1,6 +1,7 @@
 """Every ``toolkit ...`` command shown in the README and in docs/ names a real command with real
-options and valid choices (parsed by the CLI itself, nothing run). The README's "Try it" block is
-also run for real, on the bundled data, in a temporary folder (see test_readme_try_it_runs)."""
+options and valid choices (parsed by the CLI itself, nothing run). The README's ``bash`` blocks
+(the ten-line workflow and "Try it") are also run for real, on the bundled data, each in a fresh
+temporary folder (test_readme_bash_blocks_run)."""
 import glob
 import os
 import re
@@ -101,13 +102,27 @@ def test_documented_command_parses(command):
         raise AssertionError("{}: {}".format(command, exc.format_message()))
 
 
-def readme_try_it():
-    """The commands of the README's "Try it" block, in order."""
-    path = os.path.join(ROOT, "README.md")
-    text = open(path).read()
-    block = text.split("<!-- try-it -->", 2)
-    assert len(block) == 3, "README.md: no <!-- try-it --> ... <!-- try-it --> block"
-    return [c for _, c in fenced_commands_text(block[1])]
+def readme_bash_blocks():
+    """The README's ```bash blocks, each a list of its ``toolkit`` commands in order."""
+    blocks, current, inside = [], None, False
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    for line in text.splitlines():
+        fence = FENCE.match(line.strip())
+        if fence:
+            if inside:
+                blocks.append(current)
+                inside = False
+            elif fence.group(1) == "bash":
+                current, inside = [], True
+            continue
+        if inside:
+            current.append(line)
+    out = []
+    for lines in blocks:
+        with_commands = fenced_commands_text("```bash\n" + "\n".join(lines) + "\n```\n")
+        out.append([command for _, command in with_commands])
+    return out
 
 
 def fenced_commands_text(text):
@@ -120,10 +135,15 @@ def fenced_commands_text(text):
         os.remove(handle.name)
 
 
-def test_readme_try_it_runs(tmp_path):
+@pytest.mark.parametrize("block", range(2))
+def test_readme_bash_blocks_run(block, tmp_path):
+    """Every command of the README's bash blocks runs as written on the bundled data (a line
+    marked ``# jetson`` would be skipped: it needs the device)."""
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    commands = readme_try_it()
+    blocks = readme_bash_blocks()
+    assert len(blocks) == 2, "README.md: expected the ten-line workflow and the Try-it block"
+    commands = blocks[block]
     assert len(commands) >= 4
     toolkit = os.path.join(os.path.dirname(sys.executable), "toolkit")
     for command in commands:
@@ -133,4 +153,3 @@ def test_readme_try_it_runs(tmp_path):
             toolkit) + " ", 1)], cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, "{} failed:\n{}{}".format(command, result.stdout,
                                                                  result.stderr)
-
