@@ -119,11 +119,11 @@ def load_int8_gate(onnx_path, samples, eval_data=None, max_accuracy_drop=None,
     if eval_data is not None:
         held_out = load_calibration_set(eval_data, onnx_path, seed=seed)
         if held_out.labels is None:
-            raise InputError("--eval-data {} has no labels: give labelled data (digits:test, an "
+            raise InputError("the evaluation data {} has no labels: give labelled data (digits:test, an "
                              ".npz with labels, an image folder)".format(eval_data))
         eval_images, eval_labels = held_out.images, held_out.labels
     elif max_accuracy_drop is not None:
-        raise InputError("--max-accuracy-drop needs --eval-data (labelled held-out data)")
+        raise InputError("a largest accuracy drop needs labelled held-out evaluation data")
     drop = MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop
     return Int8Gate(samples.images, input_name=samples.input.name, eval_images=eval_images,
                     eval_labels=eval_labels, max_accuracy_drop=drop,

@@ -40,7 +40,7 @@ def build_engine(onnx_path, output_path, config=None, gate=None, progress=None):
                              os.path.splitext(output_path)[0] + ".engine"))
     if config.calibration_cache is not None:
         if config.precision != "int8":
-            raise InputError("--calibration-cache only applies to --precision int8")
+            raise InputError("a calibration cache only applies to INT8 builds")
     backend = resolve_backend(config.backend)
     model = check_onnx_file(onnx_path, require_onnx=(
         backend.precision_needs_onnx and config.precision != "fp32"))

@@ -35,7 +35,7 @@ class BuildConfig(object):
         self.backend = backend
         self.float_layers = tuple(str(name) for name in (float_layers or ()))
         if self.float_layers and precision != "int8":
-            raise InputError("float layers only apply to --precision int8")
+            raise InputError("float layers only apply to INT8 builds")
 
     @property
     def workspace_bytes(self):

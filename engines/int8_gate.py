@@ -34,9 +34,9 @@ class Int8Gate(object):
         if samples.size == 0:
             raise InputError("the INT8 accuracy gate needs calibration samples, got none")
         if (eval_images is None) != (eval_labels is None):
-            raise InputError("--eval-data needs images and labels")
+            raise InputError("the evaluation data needs images and labels")
         if not 0.0 <= float(max_accuracy_drop) <= 100.0:
-            raise InputError("--max-accuracy-drop is in points (0..100), got {}".format(
+            raise InputError("the largest accuracy drop is in points (0..100), got {}".format(
                 max_accuracy_drop))
         self.samples = np.ascontiguousarray(samples[:GATE_SAMPLES])
         self.input_name = input_name
@@ -44,10 +44,10 @@ class Int8Gate(object):
             np.ascontiguousarray(eval_images, dtype=np.float32)
         self.eval_labels = None if eval_labels is None else np.asarray(eval_labels)
         if self.eval_images is not None and len(self.eval_images) != len(self.eval_labels):
-            raise InputError("--eval-data has {} images but {} labels".format(
+            raise InputError("the evaluation data has {} images but {} labels".format(
                 len(self.eval_images), len(self.eval_labels)))
         if self.eval_images is not None and len(self.eval_images) == 0:
-            raise InputError("--eval-data is empty")
+            raise InputError("the evaluation data is empty")
         self.min_agreement = float(min_agreement)
         self.max_accuracy_drop = float(max_accuracy_drop)
         self.auto_fallback = bool(auto_fallback)
@@ -145,7 +145,7 @@ def measure(reference, engine, gate):
         want = _outputs(reference, name, gate.eval_images)
         got = _outputs(engine, name, gate.eval_images)
         if want.ndim != 2 or want.shape[1] < 2:
-            raise InputError("--eval-data needs a classifier (outputs N x classes); the model's "
+            raise InputError("the evaluation data needs a classifier (outputs N x classes); the model's "
                              "first output is {}".format("x".join(str(d) for d in want.shape)))
         report.eval_samples = len(want)
         report.fp32_top1 = float(np.mean(want.argmax(1) == gate.eval_labels))

@@ -92,7 +92,7 @@ def export_to_onnx(model, path, input_shape, opset=13, input_names=("input",),
     input_names = _names(input_names, "input")
     output_names = _names(output_names, "output")
     if len(input_names) != 1:
-        raise InputError("export takes one input (one --input-shape), got names {}".format(input_names))
+        raise InputError("export takes one input (one input shape), got names {}".format(input_names))
     if set(input_names) & set(output_names):
         raise InputError("input and output names must differ, both have {}".format(
             sorted(set(input_names) & set(output_names))))

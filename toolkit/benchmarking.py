@@ -23,7 +23,7 @@ def random_feeds(engine, batch_size, seed=0):
                              "model with fixed sample shapes".format(spec.name, list(spec.shape)))
         shape = (batch_size,) + spec.shape[1:] if spec.shape else ()
         if spec.shape and spec.shape[0] not in (-1, batch_size):
-            raise InputError("input '{}' has a fixed batch of {}; use --batch {}".format(
+            raise InputError("input '{}' has a fixed batch of {}; use a batch of {}".format(
                 spec.name, spec.shape[0], spec.shape[0]))
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.random_sample(shape).astype(spec.dtype)

@@ -101,10 +101,10 @@ def load_recipe_data(spec, input_shape=None, split_seed=0):
     ref = resolve_data(spec)
     folder = ref.kind == "folder"
     if folder and input_shape is None:
-        raise InputError("training on an image folder needs --input-shape CxHxW (e.g. 1x16x16)")
+        raise InputError("training on an image folder needs its input shape CxHxW (e.g. 1x16x16)")
     data = load_dataset(spec, shape_chw=tuple(input_shape) if input_shape else None)
     if input_shape is not None and tuple(data.images.shape[1:]) != tuple(input_shape):
-        raise InputError("the images of {} are {} but --input-shape says {}".format(
+        raise InputError("the images of {} are {} but the input shape says {}".format(
             spec, _shape_text(data.images.shape[1:]), _shape_text(input_shape)))
     if data.labels is None:
         raise InputError("{} has no labels; training needs labelled data".format(spec))

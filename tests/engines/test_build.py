@@ -109,7 +109,7 @@ def test_int8_build_needs_gate_samples(tmp_path):
 
 
 def test_calibration_cache_rules(small_cnn_onnx, tmp_path):
-    with pytest.raises(InputError, match="only applies to --precision int8"):
+    with pytest.raises(InputError, match="a calibration cache only applies to INT8 builds"):
         build_engine(small_cnn_onnx, str(tmp_path / "m.engine"),
                      BuildConfig(calibration_cache="c.cache", backend="onnxruntime"))
     with pytest.raises(InputError, match="INT8 comes from a Q/DQ model"):

@@ -239,5 +239,5 @@ def test_float_layers_asked_for_on_onnx_runtime(broken_model, digits_splits, tmp
     node = [n for n in engine_model.graph.node if n.name == conv][0]
     producers = dict((out, n.op_type) for n in engine_model.graph.node for out in n.output)
     assert all(producers.get(name) != "DequantizeLinear" for name in node.input)
-    with pytest.raises(InputError, match="float layers only apply to --precision int8"):
+    with pytest.raises(InputError, match="float layers only apply to INT8 builds"):
         BuildConfig(float_layers=[conv])

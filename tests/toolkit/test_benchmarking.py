@@ -71,6 +71,6 @@ def test_random_feeds_refuse_shapes_they_cannot_fill():
     with pytest.raises(InputError, match="dynamic axes besides the batch"):
         random_feeds(dynamic, 1)
     fixed = Counting(inputs=(TensorSpec("x", (2, 3), np.float32),))
-    with pytest.raises(InputError, match="fixed batch of 2; use --batch 2"):
+    with pytest.raises(InputError, match="fixed batch of 2; use a batch of 2"):
         random_feeds(fixed, 1)
 

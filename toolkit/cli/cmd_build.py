@@ -4,6 +4,7 @@ import os
 
 import click
 
+from basics.errors import InputError
 from engines.backends import build_choices
 from toolkit.cli.options import POSITIVE_INT, force_option, json_flag
 from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
@@ -82,6 +83,8 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     from engines.build_config import BuildConfig
     from engines.engine_file import sidecar_path
 
+    if calibration_cache is not None and precision != "int8":
+        raise InputError("--calibration-cache only applies to --precision int8")
     config = BuildConfig(precision=precision, min_batch=min_batch, opt_batch=opt_batch,
                          max_batch=max_batch, workspace_mb=workspace_mb,
                          calibration_cache=calibration_cache, backend=backend)

@@ -94,6 +94,8 @@ def calibrate(onnx_path, data, output, fmt, algorithm, batch, max_batches, works
         raise InputError("--max-batches must be at least 1, got {}".format(max_batches))
     if not os.path.isfile(onnx_path):
         raise InputError("no such ONNX file: {}".format(onnx_path))
+    if max_accuracy_drop is not None and not eval_data:
+        raise InputError("--max-accuracy-drop needs --eval-data (labelled held-out data)")
     if fmt == "cache" and (eval_data or max_accuracy_drop is not None or auto_fallback):
         raise InputError("--eval-data, --max-accuracy-drop and --auto-fallback are for --format "
                          "qdq (a calibration cache is checked when `toolkit build` uses it)")

@@ -2,6 +2,8 @@
 
 PyTorch is imported only when a recipe runs, so ``--help`` works on a device without it.
 """
+import os
+
 import click
 
 from basics.errors import InputError
@@ -91,7 +93,7 @@ def pool(data, out_dir, input_shape, augment, no_augment, seed, threads, no_prog
     from export.recipes.pool import PoolConfig, train_pool
     config = PoolConfig(models=models, baseline=baseline, epochs=epochs, seed=seed,
                         augment=_augment(augment, no_augment))
-    dataset = load_recipe_data(data, _shape(input_shape))
+    dataset = load_recipe_data(data, _shape(input_shape, data))
     result = train_pool(dataset, out_dir, config, progress=not no_progress)
     for line in result.lines():
         click.echo(line)
@@ -146,7 +148,7 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
                          ae_widths=_widths(ae_widths), ae_latent=ae_latent, ae_epochs=epochs,
                          finetune_epochs=finetune_epochs, seed=seed,
                          augment=_augment(augment, no_augment))
-    dataset = load_recipe_data(data, _shape(input_shape))
+    dataset = load_recipe_data(data, _shape(input_shape, data))
     from toolkit.spec_writing import write_spec
     result = train_cbnet(dataset, out_dir, config, progress=not no_progress, write_spec=write_spec)
     for line in result.lines():
@@ -159,8 +161,10 @@ def _torch_threads(threads):
         torch.set_num_threads(threads)
 
 
-def _shape(text):
+def _shape(text, data=None):
     if text is None:
+        if data is not None and os.path.isdir(str(data).partition(":")[0]):
+            raise InputError("training on an image folder needs --input-shape CxHxW (e.g. 1x16x16)")
         return None
     from engines.base import parse_shape
     shape = parse_shape(text)

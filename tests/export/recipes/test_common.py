@@ -30,7 +30,7 @@ def test_bad_data_specs(spec, words):
 
 def test_folder_needs_an_input_shape(tmp_path):
     (tmp_path / "a").mkdir()
-    with pytest.raises(InputError, match="needs --input-shape"):
+    with pytest.raises(InputError, match="needs its input shape"):
         common.load_recipe_data(str(tmp_path))
 
 
@@ -64,7 +64,7 @@ def test_bad_npz_data(tmp_path):
     with pytest.raises(InputError, match="1 or 3 channels"):
         common.load_recipe_data(_npz(tmp_path / "d.npz", images=np.random.rand(20, 2, 8, 8),
                                      labels=np.arange(20) % 2))
-    with pytest.raises(InputError, match="--input-shape says 1x16x16"):
+    with pytest.raises(InputError, match="the input shape says 1x16x16"):
         common.load_recipe_data(_npz(tmp_path / "e.npz", images=images, labels=np.arange(20) % 2),
                                 input_shape=(1, 16, 16))
 
