@@ -215,7 +215,8 @@ def main(argv=None):
         onnx_path = export_untrained(folder)
         spec = os.path.join(folder, "deploy.yaml")
         with open(spec, "w") as handle:
-            handle.write("engines: {small: small.onnx}\nstrategy: small\n")
+            handle.write("engines: {{small: {}}}\nstrategy: small\n".format(
+                os.path.basename(onnx_path)))
         root = _repository(folder, onnx_path, spec)
         http, grpc, metrics = free_ports(3)
         config = ServerConfig(root, binary=wheel.find_in_env(env), http_port=http, grpc_port=grpc,
