@@ -71,8 +71,8 @@ def cli():
 
 def main(argv=None):
     """Run the CLI. Exit codes: 0 done; 1 a user error (a :class:`ToolkitError`: one line on
-    stderr, or click's usage error); 2 an internal error (any other exception: a bug, reported
-    with its traceback). SIGTERM and SIGHUP unwind like Ctrl-C (files being written are completed
+    stderr); 2 click's usage errors (one line too) and internal errors (any other exception: a
+    bug, reported with its traceback). SIGTERM and SIGHUP unwind like Ctrl-C (files being written are completed
     or removed, never left cut) and exit with 128 + the signal's number."""
     restore = install_termination_handlers()
     try:
