@@ -6,7 +6,8 @@ import click
 
 from basics.errors import InputError
 from engines.backends import build_choices
-from toolkit.cli.options import POSITIVE_INT, force_option, json_flag
+from toolkit.cli.options import (POSITIVE_INT, force_option, int8_gate_options, json_flag,
+                                 progress_option)
 from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 
 
@@ -35,18 +36,10 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 @click.option("--data", default=None,
               help="int8 on ONNX Runtime: calibration samples for the accuracy gate [default: the "
                    "data the Q/DQ model was calibrated on, from its sidecar].")
-@click.option("--eval-data", default=None,
-              help="int8: labelled held-out data (e.g. digits:test): report INT8 and fp32 top-1 "
-                   "accuracy and their agreement; fail past --max-accuracy-drop.")
-@click.option("--max-accuracy-drop", default=None, type=float,
-              help="int8: the most top-1 accuracy INT8 may lose on --eval-data, in points "
-                   "[default: 1.0].")
-@click.option("--auto-fallback", is_flag=True,
-              help="int8: when the accuracy gate fails, keep the most sensitive layers in floating "
-                   "point until it passes (a per-layer sensitivity sweep).")
+@int8_gate_options("int8")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of derived data sets and of the digits split (--data, --eval-data).")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@progress_option()
 @json_flag("Print the sidecar as JSON.")
 @force_option()
 def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspace_mb,

@@ -6,7 +6,7 @@ import os
 import click
 
 from basics.errors import InputError, MissingDependencyError
-from toolkit.cli.options import batch_option, force_option
+from toolkit.cli.options import batch_option, force_option, int8_gate_options, progress_option
 from toolkit.cli.outputs import Output, data_reads, guard, sidecar_reads
 
 FORMATS = ("cache", "qdq")
@@ -39,17 +39,9 @@ QDQ_HINT = ("without it, --format qdq -o MODEL.int8.onnx quantizes through ONNX 
               help="cache: TensorRT builder workspace while calibrating, in MiB.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the derived data sets (digits-hard) and of the digits split.")
-@click.option("--eval-data", default=None,
-              help="qdq: labelled held-out data (e.g. digits:test): report INT8 and fp32 top-1 "
-                   "accuracy and their agreement; fail past --max-accuracy-drop.")
-@click.option("--max-accuracy-drop", default=None, type=float,
-              help="qdq: the most top-1 accuracy INT8 may lose on --eval-data, in points "
-                   "[default: 1.0].")
-@click.option("--auto-fallback", is_flag=True,
-              help="qdq: when the accuracy gate fails, measure each layer's sensitivity and keep "
-                   "the most sensitive layers in floating point (no Q/DQ) until it passes.")
+@int8_gate_options("qdq")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@progress_option()
 @force_option()
 def calibrate(onnx_path, data, output, fmt, algorithm, batch, max_batches, workspace_mb, seed,
               eval_data, max_accuracy_drop, auto_fallback, as_json, no_progress, force):

@@ -3,7 +3,7 @@ import json
 
 import click
 
-from toolkit.cli.options import POSITIVE_INT
+from toolkit.cli.options import POSITIVE_INT, progress_option
 
 
 @click.command("energy")
@@ -30,7 +30,7 @@ from toolkit.cli.options import POSITIVE_INT
 @click.option("--data-samples", default=256, show_default=True, type=int,
               help="Use at most this many samples of --data.")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON instead of a table.")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@progress_option()
 def energy(model, bits, batch, weight_format, calibration, data, data_samples, as_json,
            no_progress):
     """Estimate the energy of one inference of MODEL (an ONNX file), layer by layer.

@@ -110,6 +110,24 @@ def progress_option():
     return click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 
 
+def int8_gate_options(scope):
+    """``--eval-data``, ``--max-accuracy-drop``, ``--auto-fallback``: the INT8 accuracy gate
+    (docs/calibration.md); ``scope`` starts their help (when they apply, e.g. ``"int8"``)."""
+    return lambda function: _apply(function, [
+        click.option("--eval-data", default=None,
+                     help="{}: labelled held-out data (e.g. digits:test): report INT8 and fp32 "
+                          "top-1 accuracy and their agreement; fail past --max-accuracy-drop."
+                          .format(scope)),
+        click.option("--max-accuracy-drop", default=None, type=float,
+                     help="{}: the most top-1 accuracy INT8 may lose on --eval-data, in points "
+                          "[default: 1.0].".format(scope)),
+        click.option("--auto-fallback", is_flag=True,
+                     help="{}: when the accuracy gate fails, measure each layer's sensitivity and "
+                          "keep the most sensitive layers in floating point until it passes."
+                          .format(scope)),
+    ])
+
+
 def force_option():
     """``--force``: overwrite an existing file of another kind (a model, a spec, weights ...)."""
     return click.option("--force", is_flag=True,
