@@ -64,8 +64,8 @@ import time
 
 import numpy as np
 
-from basics.errors import ToolkitError
 from basics import stats
+from basics.errors import ToolkitError
 from basics.stats import mcnemar_p
 from engines.base import Engine
 from toolkit.strategies.cascade import Cascade

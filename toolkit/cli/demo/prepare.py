@@ -106,12 +106,12 @@ def _train_cbnet(data, out_dir, config, augment, log):
 
 def _prune(data, weights, out_dir, config, log):
     """Channel pruning of the baseline driven by the energy model; exports pruned.onnx."""
-    import torch
-
+    from basics.lazy import lazy_import
     from engines.model_metadata import ModelMetadata
     from export.onnx_export import export_to_onnx
     from export.pruning import PruneConfig, prune_model
     from export.recipes.pool import build_model
+    torch = lazy_import("torch", "pruning the large model")
     model = build_model(config.baseline, data.input_shape[0], data.num_classes, data.input_shape,
                         config.seed)
     model.load_state_dict(torch.load(weights, map_location="cpu"))
