@@ -1,6 +1,24 @@
-"""What several benchmarks share: an untrained model of ``export.models`` exported to ONNX (timing
-does not depend on the weights)."""
+"""What several benchmarks share: interleaved timing rounds, and an untrained model of
+``export.models`` exported to ONNX (timing does not depend on the weights)."""
 import os
+import statistics
+import time
+
+
+def interleaved(sides, rounds, clock=time.perf_counter, pick=statistics.median):
+    """``sides``: {name: callable() running one pass}; ``pick`` (the median) of each one's seconds
+    per pass over ``rounds`` rounds, the order rotating every round, after one untimed warm-up
+    pass each. ``clock``: the timer (the wall clock by default)."""
+    names = list(sides)
+    for name in names:
+        sides[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = clock()
+            sides[name]()
+            times[name].append(clock() - start)
+    return {name: float(pick(values)) for name, values in times.items()}
 
 
 def export_untrained(folder, factory="small_cnn"):

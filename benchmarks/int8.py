@@ -18,6 +18,8 @@ import os
 import statistics
 import time
 
+from benchmarks import common
+
 AIM_SPEEDUP = 2.0
 AIM_MAX_DROP_POINTS = 0.5
 CALIBRATION_SAMPLES = 512
@@ -54,20 +56,11 @@ def macs_per_image(model, shape):
 
 
 def interleaved_ms(engines, feeds, rounds, pick=statistics.median):
-    """``pick`` (median) of the ms per call of each engine, called in turn (order flipped every
-    round)."""
-    times = [[] for _ in engines]
-    for engine in engines:  # warm up
-        engine.infer(feeds)
-    for index in range(rounds):
-        order = list(range(len(engines)))
-        if index % 2:
-            order.reverse()
-        for which in order:
-            started = time.perf_counter()
-            engines[which].infer(feeds)
-            times[which].append(1000.0 * (time.perf_counter() - started))
-    return [pick(values) for values in times]
+    """``pick`` (median) of the ms per call of each engine, called in turn (order rotating every
+    round: :func:`benchmarks.common.interleaved`)."""
+    seconds = common.interleaved({index: (lambda engine=engine: engine.infer(feeds))
+                                  for index, engine in enumerate(engines)}, rounds, pick=pick)
+    return [1000.0 * seconds[index] for index in range(len(engines))]
 
 
 def _accuracy(engine, data):

@@ -46,6 +46,7 @@ import warnings
 
 import numpy as np
 
+from benchmarks import common
 from engines.base import Engine
 
 # (key, relation, bound, what) in print order
@@ -153,18 +154,8 @@ CLOCK = [time.process_time]
 
 
 def interleaved(sides, rounds):
-    """``sides``: {name: callable() running one pass}; the median seconds of each over
-    ``rounds`` rounds, the order rotating every round (one untimed warm-up pass each)."""
-    names = list(sides)
-    for name in names:
-        sides[name]()
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = CLOCK[0]()
-            sides[name]()
-            times[name].append(CLOCK[0]() - start)
-    return {name: float(np.median(values)) for name, values in times.items()}
+    """:func:`benchmarks.common.interleaved` on this benchmark's clock (:data:`CLOCK`)."""
+    return common.interleaved(sides, rounds, clock=CLOCK[0])
 
 
 def batches_of(images, batch):
