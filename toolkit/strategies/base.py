@@ -152,6 +152,13 @@ def output_spec(engine, output=None):
         output, [spec.name for spec in engine.outputs]))
 
 
+def fits_one_call(engine, count):
+    """True when one (unchecked) call of ``engine`` takes a batch of ``count`` samples: within its
+    ``min_batch`` .. ``max_batch`` (else :func:`run_chunked` runs it)."""
+    return (engine.max_batch is None or count <= engine.max_batch) and (
+        count >= (engine.min_batch or 1))
+
+
 def run_chunked(engine, images, output=None):
     """Run ``engine`` on ``images`` in chunks of at most its ``max_batch`` (padding a chunk up to
     its ``min_batch`` when needed); returns the output ``output`` (default: the first one)."""

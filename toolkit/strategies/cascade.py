@@ -73,7 +73,9 @@ class Cascade(Strategy):
         self._threshold32 = float32_bound(self.threshold)
         self._same_input = tuple(shape_a[1:]) == tuple(shape_b[1:])  # B needs no feed check
         self.confidence_score = self.score
+        # the parts whose own confidence is this score already (reused, not computed again)
         self._reuse_first = self.first.confidence_score == self.score
+        self._reuse_second = self.second.confidence_score == self.score
         self._init_strategy(shape_a, classes_a or classes_b)
 
     def _classify(self, images):
@@ -103,7 +105,7 @@ class Cascade(Strategy):
         if result_b.probs.shape[1] != probs.shape[1]:
             raise InputError("the pair's models disagree on the number of classes: {} vs {}"
                              .format(probs.shape[1], result_b.probs.shape[1]))
-        conf_b = self._confidence(self.second, result_b)
+        conf_b = self._confidence(result_b, self._reuse_second)
         probs, labels, confidence = probs.copy(), result_a.labels.copy(), conf_a.copy()
         kept_first = 0
         if self.post_check:
@@ -142,7 +144,7 @@ class Cascade(Strategy):
         if result_b.probs.shape[1] != result_a.probs.shape[1]:
             raise InputError("the pair's models disagree on the number of classes: {} vs {}"
                              .format(result_a.probs.shape[1], result_b.probs.shape[1]))
-        conf_b = self._confidence(self.second, result_b)
+        conf_b = self._confidence(result_b, self._reuse_second)
         kept_first = 1 if self.post_check and not conf_b.item(0) >= value_a else 0
         self.last_handoff_index = _FIRST_ONLY
         with self._lock:
@@ -156,9 +158,10 @@ class Cascade(Strategy):
             return result_b
         return ClassifyResult(result_b.labels, result_b.probs, conf_b)
 
-    def _confidence(self, part, result):
-        """The score of ``part``'s answers: its own confidence when it is this score already."""
-        if part.confidence_score == self.score:
+    def _confidence(self, result, reuse):
+        """The score of a part's answers: its own confidence when ``reuse`` (it is this score
+        already)."""
+        if reuse:
             return result.confidence
         return score_confidence(result.probs, self.score)
 

@@ -11,6 +11,7 @@ from toolkit.strategies.base import (
     Strategy,
     as_strategy,
     combine_identity,
+    fits_one_call,
     run_chunked,
 )
 from toolkit.strategies.registry import StrategyType, register_strategy
@@ -47,13 +48,10 @@ class Convert(Strategy):
     def _convert(self, images):
         """The converted batch (float32, C-contiguous). ``images`` has been checked against this
         strategy's input, which is the converter's: one batch that fits its bounds runs unchecked."""
-        converter, count = self.converter, len(images)
-        if images.dtype == self._converter_dtype and (
-                converter.max_batch is None or count <= converter.max_batch) and (
-                count >= (converter.min_batch or 1)):
+        if images.dtype == self._converter_dtype and fits_one_call(self.converter, len(images)):
             converted = self._run_converter({self._converter_input: images})[self._converted_name]
         else:
-            converted = run_chunked(converter, images)
+            converted = run_chunked(self.converter, images)
         if converted.dtype != _FLOAT32 or not converted.flags.c_contiguous:
             converted = np.ascontiguousarray(converted, dtype=np.float32)
         return converted

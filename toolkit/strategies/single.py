@@ -7,6 +7,7 @@ from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
     combine_identity,
+    fits_one_call,
     output_spec,
     run_chunked_outputs,
     to_probs,
@@ -49,15 +50,9 @@ class Single(Strategy):
         self._run_unchecked = engine.run_unchecked
         self._init_strategy(engine.input.shape, num_classes)
 
-    def _fits(self, count):
-        """True when one unchecked engine call takes a batch of ``count``."""
-        engine = self.engine
-        return (engine.max_batch is None or count <= engine.max_batch) and (
-            count >= (engine.min_batch or 1))
-
     def _outputs(self, images):
         """The engine's outputs named ``self._names`` for ``images`` (a list of arrays)."""
-        if images.dtype == self._input.dtype and self._fits(len(images)):
+        if images.dtype == self._input.dtype and fits_one_call(self.engine, len(images)):
             out = self._run_unchecked({self._input_name: images})
             return [out[name] for name in self._names]
         return run_chunked_outputs(self.engine, images, self._names)
