@@ -6,7 +6,8 @@ import os
 import click
 
 from basics.errors import InputError, MissingDependencyError
-from toolkit.cli.options import batch_option, force_option, int8_gate_options, progress_option
+from toolkit.cli.options import (batch_option, force_option, int8_gate_options, json_flag,
+                                 progress_option)
 from toolkit.cli.outputs import Output, data_reads, guard, sidecar_reads
 
 FORMATS = ("cache", "qdq")
@@ -40,7 +41,7 @@ QDQ_HINT = ("without it, --format qdq -o MODEL.int8.onnx quantizes through ONNX 
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the derived data sets (digits-hard) and of the digits split.")
 @int8_gate_options("qdq")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@json_flag("Print the result as one JSON object.")
 @progress_option()
 @force_option()
 def calibrate(onnx_path, data, output, fmt, algorithm, batch, max_batches, workspace_mb, seed,

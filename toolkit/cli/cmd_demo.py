@@ -6,6 +6,7 @@ import click
 
 from basics.errors import InputError
 from engines.backends import build_choices
+from toolkit.cli.cmd_train import parse_input_shape
 from toolkit.cli.options import power_options, progress_option
 from toolkit.cli.outputs import guard
 from toolkit.power.options import config_from_options
@@ -72,7 +73,7 @@ def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_roun
         if spec not in BUNDLED_DATASETS and not os.path.isdir(spec):
             raise InputError("--data {}: not a bundled data set ({}) nor an image folder".format(
                 spec, ", ".join(BUNDLED_DATASETS)))
-    shape = _shape(input_shape) if input_shape else _folder_shape(datasets)
+    shape = parse_input_shape(input_shape) if input_shape else _folder_shape(datasets)
     guard([], folders=[("--out", out_dir)])
     power = config_from_options(power_source, power_rate_hz, idle_s, power_sysfs_root)
     config = DemoConfig(datasets=datasets, out_dir=out_dir, epochs=epochs,
@@ -83,14 +84,6 @@ def demo(datasets, out_dir, fresh, input_shape, epochs, cbnet_epochs, prune_roun
     command = " ".join(["toolkit demo"] + [a for a in sys.argv[2:]]) \
         if os.path.basename(sys.argv[0]) == "toolkit" else "toolkit demo"
     run_demo(config, command=command, log=click.echo)
-
-
-def _shape(text):
-    from engines.base import parse_shape
-    shape = parse_shape(text)
-    if len(shape) != 3:
-        raise InputError("--input-shape must be CxHxW (e.g. 1x16x16), got '{}'".format(text))
-    return shape
 
 
 def _folder_shape(datasets, max_side=32):

@@ -3,7 +3,7 @@ import json
 
 import click
 
-from toolkit.cli.options import POSITIVE_INT, progress_option
+from toolkit.cli.options import POSITIVE_INT, data_option, json_flag, progress_option
 
 
 @click.command("energy")
@@ -22,14 +22,13 @@ from toolkit.cli.options import POSITIVE_INT, progress_option
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Measurements JSON: a list of {\"onnx\": path, \"energy_mj_per_inference\": x} "
                    "measured on the device; fits mJ per unit so that figures are in mJ.")
-@click.option("--data", default=None, metavar="DATA",
-              help="Measure activation sparsity on this data (e.g. digits:train, a .npz, an image "
-                   "folder; preprocessed as the model's metadata says): the share of zeros in "
-                   "each conv/fc layer's input, run with ONNX Runtime. Without it every "
-                   "activation counts as non-zero.")
+@data_option("Measure activation sparsity on this data (e.g. digits:train, a .npz, an image "
+             "folder; preprocessed as the model's metadata says): the share of zeros in "
+             "each conv/fc layer's input, run with ONNX Runtime. Without it every "
+             "activation counts as non-zero.", required=False)
 @click.option("--data-samples", default=256, show_default=True, type=int,
               help="Use at most this many samples of --data.")
-@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON instead of a table.")
+@json_flag("Print the estimate as JSON instead of a table.")
 @progress_option()
 def energy(model, bits, batch, weight_format, calibration, data, data_samples, as_json,
            no_progress):

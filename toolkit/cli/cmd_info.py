@@ -3,9 +3,11 @@ import json
 
 import click
 
+from toolkit.cli.options import json_flag
+
 
 @click.command("info")
-@click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object.")
+@json_flag("Print the facts as one JSON object.")
 @click.option("--root", default="/", show_default=True,
               type=click.Path(exists=True, file_okay=False),
               help="Read the Jetson files (/proc/device-tree, /etc/nv_tegra_release, "

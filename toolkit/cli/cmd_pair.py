@@ -1,11 +1,11 @@
 """``toolkit pair``: choose a complementary pair from a model pool, and its handoff threshold."""
-import json
 import os
 
 import click
 import numpy as np
 
 from basics.errors import InputError
+from basics.fileio import write_json_atomic
 from toolkit.cli.options import (
     batch_option,
     data_option,
@@ -147,7 +147,7 @@ def select(models, rule, tolerance, target_accuracy, budget, second_models, data
         result["recommended"]["curve"] = candidate.curve.to_dict()
         result["models_paths"] = list(models)
         result["data"] = pool["data"]
-        _write_json(json_path, result)
+        write_json_atomic(json_path, result)
         click.echo("json: {}".format(json_path))
     if plot_path:
         _plot(plot_path, evaluation, candidate, choice)
@@ -211,9 +211,10 @@ def threshold(first, second, rule, tolerance, target_accuracy, budget, data, sco
     if useless:
         click.echo("note: {} -> {} saves nothing: {}".format(names[0], names[1], useless))
     if json_path:
-        _write_json(json_path, {"first": names[0], "second": names[1],
-                                "models_paths": [first, second], "curve": curve.to_dict(),
-                                "best_accuracy": best.to_dict(), "chosen": chosen.to_dict()})
+        write_json_atomic(json_path, {"first": names[0], "second": names[1],
+                                      "models_paths": [first, second],
+                                      "curve": curve.to_dict(), "best_accuracy": best.to_dict(),
+                                      "chosen": chosen.to_dict()})
         click.echo("json: {}".format(json_path))
     if plot_path:
         from toolkit.strategies.plots import plot_curves
@@ -338,11 +339,6 @@ def _bar(total, enabled):
     from basics.lazy import lazy_import
     return lazy_import("tqdm", "progress bars").tqdm(total=total, unit="model", desc="evaluate",
                                                      leave=False)
-
-
-def _write_json(path, data):
-    from basics.fileio import write_text_atomic
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _plot(path, evaluation, candidate, choice):

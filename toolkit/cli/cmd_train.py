@@ -93,7 +93,7 @@ def pool(data, out_dir, input_shape, augment, no_augment, seed, threads, no_prog
     from export.recipes.pool import PoolConfig, train_pool
     config = PoolConfig(models=models, baseline=baseline, epochs=epochs, seed=seed,
                         augment=_augment(augment, no_augment))
-    dataset = load_recipe_data(data, _shape(input_shape, data))
+    dataset = load_recipe_data(data, parse_input_shape(input_shape, data))
     result = train_pool(dataset, out_dir, config, progress=not no_progress)
     for line in result.lines():
         click.echo(line)
@@ -148,7 +148,7 @@ def cbnet(data, out_dir, input_shape, augment, no_augment, seed, threads, no_pro
                          ae_widths=_widths(ae_widths), ae_latent=ae_latent, ae_epochs=epochs,
                          finetune_epochs=finetune_epochs, seed=seed,
                          augment=_augment(augment, no_augment))
-    dataset = load_recipe_data(data, _shape(input_shape, data))
+    dataset = load_recipe_data(data, parse_input_shape(input_shape, data))
     from toolkit.spec_writing import write_spec
     result = train_cbnet(dataset, out_dir, config, progress=not no_progress, write_spec=write_spec)
     for line in result.lines():
@@ -161,7 +161,9 @@ def _torch_threads(threads):
         torch.set_num_threads(threads)
 
 
-def _shape(text, data=None):
+def parse_input_shape(text, data=None):
+    """``--input-shape CxHxW`` as a tuple (None when not given, unless ``data`` is an image
+    folder, which needs it)."""
     if text is None:
         if data is not None and os.path.isdir(str(data).partition(":")[0]):
             raise InputError("training on an image folder needs --input-shape CxHxW (e.g. 1x16x16)")
