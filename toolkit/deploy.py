@@ -100,6 +100,12 @@ def _transform_images(images, transform):
     return images
 
 
+def duplicated_indices(size, fraction, seed=0):
+    """The indices of the samples :func:`duplicate` appends, in the order it appends them."""
+    count = int(round(float(fraction) * size))
+    return np.random.RandomState(seed).permutation(size)[:count]
+
+
 def duplicate(data, fraction, transform="none", seed=0):
     """The paper's protocol: append a shuffled copy of a share ``fraction`` (0..1) of the samples
     (``transform``: ``none``, ``rotate`` by 90 degrees, or ``flip`` left-right). Works on a
@@ -111,10 +117,9 @@ def duplicate(data, fraction, transform="none", seed=0):
     if transform not in DUPLICATE_TRANSFORMS:
         raise InputError("the duplicate transform must be one of {}, got '{}'".format(
             ", ".join(DUPLICATE_TRANSFORMS), transform))
-    count = int(round(fraction * len(data)))
-    if count == 0:
+    picked = duplicated_indices(len(data), fraction, seed)
+    if len(picked) == 0:
         return data
-    picked = np.random.RandomState(seed).permutation(len(data))[:count]
     suffix = "+dup{:g}{}".format(fraction, "" if transform == "none" else "-" + transform)
     if isinstance(data, FileSet):
         blobs = [data.blobs[i] if transform == "none" else _transform_blob(data.blobs[i], transform)

@@ -19,8 +19,7 @@ def duplicated(test, fraction, seed):
     test image it shows (copies of one image are one cluster in the intervals)."""
     from toolkit import deploy
     data = deploy.duplicate(test, fraction, "none", seed)
-    count = int(round(float(fraction) * len(test)))
-    picked = np.random.RandomState(seed).permutation(len(test))[:count]
+    picked = deploy.duplicated_indices(len(test), fraction, seed)
     return data, np.concatenate([np.arange(len(test)), picked])
 
 
