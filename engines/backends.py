@@ -144,8 +144,7 @@ class TensorRTBackend(Backend):
 
     def load(self, engine_bytes, sidecar, path, threads=0, providers=None, confidence_head=False):
         from basics.errors import EngineCompatibilityError
-        built_for = "TensorRT {} on {} (compute capability {})".format(
-            sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
+        built_for = _tensorrt_target(sidecar)
         if not self.available():
             raise EngineCompatibilityError(
                 "{} is a TensorRT engine built for {}, but this machine cannot run TensorRT; "
@@ -159,8 +158,7 @@ class TensorRTBackend(Backend):
             max_batch=sidecar.max_batch)
 
     def target_text(self, sidecar):
-        return ", TensorRT {} on {} (compute capability {})".format(
-            sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
+        return ", " + _tensorrt_target(sidecar)
 
     def info_text(self, facts):
         if not facts["installed"]:
@@ -188,6 +186,12 @@ class TensorRTBackend(Backend):
         return {"installed": installed, "version": version, "usable": usable, "error": error,
                 "gpu_name": gpu["gpu_name"] if gpu else None,
                 "compute_capability": gpu["compute_capability"] if gpu else None}
+
+
+def _tensorrt_target(sidecar):
+    """What a TensorRT engine file was built for: TensorRT version, GPU, compute capability."""
+    return "TensorRT {} on {} (compute capability {})".format(
+        sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
 
 
 @register_backend

@@ -15,18 +15,14 @@ The logits stay an output (a user who asks for them still gets them). The names 
 Needs the ``onnx`` package (host side, or a device that has it): :func:`head_available` says.
 """
 from basics.errors import InputError
-from basics.lazy import lazy_import
+from basics.lazy import is_available, lazy_import
 
 PROBS, CONFIDENCE, LABEL = HEAD_OUTPUTS = ("probs", "confidence", "label")
 
 
 def head_available():
     """True when the ``onnx`` package is importable (needed to edit the graph)."""
-    try:
-        lazy_import("onnx")
-    except Exception:  # noqa: BLE001 - any import failure means no head
-        return False
-    return True
+    return is_available("onnx")
 
 
 def has_confidence_head(engine):

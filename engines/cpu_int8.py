@@ -157,14 +157,7 @@ def _fold_weight(model, graph, dq, reduce_range):
     if source is not None:  # Q(float weight) -> DQ
         weights = _array(graph.constants[source.input[0]]).astype(np.float32)
     else:  # int8 or uint8 weights (ONNX Runtime's own QDQ output), maybe with a zero point
-        quantized = _array(graph.constants[dq.input[0]]).astype(np.float32)
-        shape = [1] * quantized.ndim
-        if np.size(scale) > 1:
-            shape[axis % quantized.ndim] = -1
-        zero = np.zeros_like(scale)
-        if len(dq.input) > 2 and dq.input[2] in graph.constants:
-            zero = _array(graph.constants[dq.input[2]]).astype(np.float32)
-        weights = (quantized - zero.reshape(shape)) * scale.reshape(shape)
+        weights = _dequantized_weight(graph, dq)
     if reduce_range:
         largest = _per_channel_max(weights, scale, axis)
         scale = np.where(largest > 0, largest / float(REDUCED_WEIGHT_MAX), scale)
@@ -259,17 +252,22 @@ def _float_source(model, graph, name):
     if q is not None and q.op_type == "QuantizeLinear":
         return q.input[0]
     if dq.input[0] in graph.constants:  # int8 weights without a float copy: dequantize them
-        values = _array(graph.constants[dq.input[0]]).astype(np.float32)
-        scale = _array(graph.constants[dq.input[1]]).astype(np.float32)
-        zero = _array(graph.constants[dq.input[2]]).astype(np.float32) \
-            if len(dq.input) > 2 and dq.input[2] in graph.constants else np.zeros_like(scale)
-        shape = [1] * values.ndim
-        if np.size(scale) > 1:
-            shape[_axis(dq) % values.ndim] = -1
         return _add_constant(model, dq.input[0] + "_float",
-                             ((values - zero.reshape(shape)) * scale.reshape(shape))
-                             .astype(np.float32))
+                             _dequantized_weight(graph, dq).astype(np.float32))
     return name
+
+
+def _dequantized_weight(graph, dq):
+    """The float32 values of the constant integer weight that DequantizeLinear ``dq`` reads:
+    ``(q - zero point) * scale``, per channel along its axis."""
+    values = _array(graph.constants[dq.input[0]]).astype(np.float32)
+    scale = _array(graph.constants[dq.input[1]]).astype(np.float32)
+    zero = _array(graph.constants[dq.input[2]]).astype(np.float32) \
+        if len(dq.input) > 2 and dq.input[2] in graph.constants else np.zeros_like(scale)
+    shape = [1] * values.ndim
+    if np.size(scale) > 1:
+        shape[_axis(dq) % values.ndim] = -1
+    return (values - zero.reshape(shape)) * scale.reshape(shape)
 
 
 def _drop_dead_nodes(model):

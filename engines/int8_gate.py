@@ -128,11 +128,22 @@ def _outputs(engine, input_name, images, chunk=64):
     return np.concatenate(parts)
 
 
-def measure(reference, engine, gate):
-    """:class:`Int8Report` of ``engine`` (INT8) against ``reference`` (fp32), both open."""
+def _reference_outputs(reference, gate):
+    """``(samples, eval)`` outputs of ``reference`` (fp32) on the gate's data (eval: None without
+    eval data)."""
     name = gate.input_name or reference.inputs[0].name
+    evals = None if gate.eval_images is None else _outputs(reference, name, gate.eval_images)
+    return _outputs(reference, name, gate.samples), evals
+
+
+def measure(reference, engine, gate, expected=None):
+    """:class:`Int8Report` of ``engine`` (INT8) against ``reference`` (fp32), both open;
+    ``expected``: :func:`_reference_outputs` of ``reference`` when already computed (the
+    auto-fallback measures many engines against one reference)."""
+    name = gate.input_name or reference.inputs[0].name
+    want_samples, want_eval = expected or _reference_outputs(reference, gate)
     report = Int8Report()
-    want = _outputs(reference, name, gate.samples).astype(np.float64)
+    want = want_samples.astype(np.float64)
     got = _outputs(engine, name, gate.samples).astype(np.float64)
     report.compared = len(gate.samples)
     diff = want - got
@@ -142,7 +153,7 @@ def measure(reference, engine, gate):
     if want.ndim == 2 and want.shape[1] >= 2:
         report.agreement = float(np.mean(want.argmax(1) == got.argmax(1)))
     if gate.eval_images is not None:
-        want = _outputs(reference, name, gate.eval_images)
+        want = want_eval
         got = _outputs(engine, name, gate.eval_images)
         if want.ndim != 2 or want.shape[1] < 2:
             raise InputError("the evaluation data needs a classifier (outputs N x classes); the model's "
@@ -189,8 +200,9 @@ def run_gate(open_reference, open_int8, layers, gate):
     line) when the gate fails, after the auto-fallback when it is on."""
     from basics.progress import progress_bar
     with open_reference() as reference:
+        expected = _reference_outputs(reference, gate)  # once: every measure compares with it
         with open_int8([]) as engine:
-            report = measure(reference, engine, gate)
+            report = measure(reference, engine, gate, expected)
         if report.failure is None or not gate.auto_fallback or not layers:
             if report.failure is not None:
                 raise Int8GateError(report.failure + _fallback_hint(gate, layers))
@@ -201,7 +213,7 @@ def run_gate(open_reference, open_int8, layers, gate):
         try:
             for layer in layers:  # every layer quantized but this one
                 with open_int8([layer]) as engine:
-                    scores.append((layer, _score(measure(reference, engine, gate))))
+                    scores.append((layer, _score(measure(reference, engine, gate, expected))))
                 bar.update(1)
         finally:
             bar.close()
@@ -211,7 +223,7 @@ def run_gate(open_reference, open_int8, layers, gate):
         for layer, _ in ranked:
             kept.append(layer)
             with open_int8(list(kept)) as engine:
-                report = measure(reference, engine, gate)
+                report = measure(reference, engine, gate, expected)
             if report.failure is None:
                 break
         report.sensitivity = [(layer, round(score - base, 6)) for layer, score in ranked]
