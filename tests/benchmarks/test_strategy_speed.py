@@ -69,12 +69,36 @@ def test_report_prints_every_aim_with_its_verdict(capsys):
     for key in ("host_own_us_b1", "host_own_share_b1", "host_own_share_b32",
                 "host_peer_speedup_b1", "host_peer_speedup_b32", "convert_host_us_b1",
                 "cascade_own_us_b32", "cascade_own_share_b1", "convert_us_b1",
-                "engines_peer_speedup_b32", "engines_peer_speedup_b1"):
+                "engines_peer_speedup_b32", "engines_peer_speedup_b1", "int8_peer_speedup_b32",
+                "int8_agreement", "int8_accuracy_points", "fp32_accuracy_points",
+                "large_engine_us_per_image_b32"):
         results[key] = 1.0
+    results["large_macs_per_image"] = 4.0e6
+    results["large_engine_us_per_image_b32"] = 1000.0
     bench.report(results)
     out = capsys.readouterr().out
+    assert "4.00 MMACs per image" in out and "4.0 GMAC/s" in out
     for key, _, _, _ in bench.AIMS:
         line = [row for row in out.splitlines() if row.startswith(key + " ")]
         assert len(line) == 1
         assert ("NOT met" in line[0]) == (key == "cascade_own_us_b1")
     assert bench.verdict(">=", 8.0, 7.99) == "NOT met" and bench.verdict("<=", 3.0, 3.0) == "met"
+
+
+def test_int8_engine_is_the_toolkits_int8_build_and_agrees_with_fp32(tmp_path):
+    from calibration.datasets import load_digits_variant
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from export import models
+    torch.manual_seed(0)
+    path = bench.export(models.small_cnn().eval(), str(tmp_path / "s.onnx"))
+    train = load_digits_variant("digits").split((0.5, 0.2, 0.3))[0]
+    int8 = bench.int8_engine(path, train)
+    fp32 = OnnxRuntimeEngine(path, threads=1, confidence_head=True)
+    import onnx
+    ops = set(node.op_type for node in onnx.load(str(tmp_path / "s.qdq.onnx")).graph.node)
+    assert "QuantizeLinear" in ops and (tmp_path / "s.int8.engine").is_file()
+    images = np.ascontiguousarray(train.images[:64])
+    agree = np.mean(int8.infer({"input": images})["label"] == fp32.infer({"input": images})["label"])
+    assert agree >= 0.9
+    assert bench.engine_us_per_image(int8, images, rounds=1) > 0
+    assert bench.macs_per_image(models.large_cnn()) > 1e6

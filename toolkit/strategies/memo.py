@@ -39,6 +39,7 @@ ENTRY_OVERHEAD_BYTES = 160  # key, confidence, dict slot and array header, rough
 _FILE_FORMAT = 1
 _MISSING = -1  # the slot of a key not stored
 _FLOAT32 = np.dtype(np.float32)
+_NDARRAY = np.ndarray
 _INT64 = np.dtype(np.int64)
 
 
@@ -114,12 +115,28 @@ class Memo(Strategy):
         self._hash_cache = None  # (keys list, uint64 array) for hamming search; None = stale
         self._generation = 0  # bumped by every store and clear: keys found absent stay absent
         self._init_strategy(self.inner.inputs[0].shape, self.inner.num_classes)
+        # the shortest path of classify(): a lone sample of the input shape, in exact mode
+        tail = tuple(self.inputs[0].shape[1:])
+        self._one_shape = None
+        if self._exact and -1 not in tail and (self.min_batch or 1) <= 1:
+            self._one_shape = (1,) + tail
+            self._one_keyer = exact_keyer_one(_FLOAT32, self._one_shape)
         self.load_status = "empty"
         if self.config.path and os.path.exists(self.config.path):
             self.load_status = self._load(self.config.path)
         self._saved_generation = self._generation  # close() writes only what changed
 
     # -- classify ------------------------------------------------------------------------------
+    def classify(self, images, check=True):
+        """:meth:`Strategy.classify`. In ``exact`` mode a C-contiguous float32 batch of one sample
+        of the input shape (the call at batch 1) is hashed and answered at once: it passes every
+        check already, and the answer is the same."""
+        if (type(images) is _NDARRAY and images.shape == self._one_shape
+                and images.dtype is _FLOAT32 and images.flags.c_contiguous):
+            digest, seed = self._one_keyer
+            return self._answer_one(digest(images, seed), images)
+        return Strategy.classify(self, images, check)
+
     def _classify(self, images):
         if len(images) == 1:  # no per-sample lists, no gathers: the batch of one is the sample
             if self._exact:

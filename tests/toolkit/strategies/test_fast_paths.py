@@ -402,6 +402,19 @@ def test_memo_batch_of_one_unchecked_and_not_contiguous_hashes_its_values():
     assert memo.stats()["memo_hits"] == 1
 
 
+def test_memo_shortest_path_takes_only_what_the_general_path_accepts_unchanged():
+    memo = Memo(Single(_scaled_engine(4, 1.0, "m")))
+    x = _data(1)
+    memo.classify(x)
+    for other in (x.astype(np.float64), x.astype(">f4"), np.asfortranarray(x.reshape(1, 4))
+                  .reshape(x.shape), x.copy()):
+        assert memo.classify(other).probs.tolist() == memo.classify(x).probs.tolist()
+    assert memo.stats()["memo_misses"] == 1
+    for bad in (x.reshape(1, 4), x[:, :, :, :2], np.zeros((0,) + x.shape[1:], np.float32)):
+        with pytest.raises(InputError):
+            memo.classify(bad)
+
+
 def test_exact_keyer_one_equals_exact_key_one_and_follows_shape_changes():
     from toolkit.strategies.hashing import exact_key_one, exact_keyer_one
     rng = np.random.RandomState(19)
@@ -410,8 +423,10 @@ def test_exact_keyer_one_equals_exact_key_one_and_follows_shape_changes():
     assert digest(a, seed) == exact_key_one(a)
     memo = Memo(Single(_scaled_engine(4, 1.0, "m")))
     same_bytes = a.reshape(1, 1, 1, 4)  # the same bytes in the memo's shape
-    memo.classify(same_bytes)
+    memo.classify(same_bytes)  # the shortest path (a contiguous float32 sample)
+    assert memo._keyer_shape is None
+    memo.classify(same_bytes.astype(np.float64))  # converted, then the keyer of its shape
     assert memo._keyer_shape == (1, 1, 1, 4)
     memo.classify(same_bytes.copy())
-    assert memo.stats()["memo_hits"] == 1
+    assert memo.stats()["memo_hits"] == 2
     assert exact_key_one(b) != exact_key_one(same_bytes)  # same bytes, other shape: other key
