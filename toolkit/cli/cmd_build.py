@@ -6,8 +6,8 @@ import click
 
 from basics.errors import InputError
 from engines.backends import build_choices
-from toolkit.cli.options import (POSITIVE_INT, force_option, int8_gate_options, json_flag,
-                                 progress_option)
+from toolkit.cli.options import (force_option, int8_gate_options, json_flag, progress_option,
+                                 workspace_option)
 from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 
 
@@ -27,8 +27,7 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
               help="Batch TensorRT tunes its kernels for [default: --max-batch].")
 @click.option("--max-batch", default=32, show_default=True, type=int,
               help="Largest batch the engine accepts.")
-@click.option("--workspace-mb", default=256, show_default=True, type=POSITIVE_INT,
-              help="TensorRT builder workspace (scratch memory for tactics), in MiB.")
+@workspace_option()
 @click.option("--calibration-cache", type=click.Path(dir_okay=False),
               help="TensorRT INT8 calibration cache (from `toolkit calibrate`); int8 only.")
 @click.option("--backend", type=click.Choice(build_choices()), default="auto",

@@ -6,8 +6,8 @@ import os
 import click
 
 from basics.errors import InputError, MissingDependencyError
-from toolkit.cli.options import (batch_option, force_option, int8_gate_options, json_flag,
-                                 progress_option)
+from toolkit.cli.options import (POSITIVE_INT, batch_option, force_option, int8_gate_options,
+                                 json_flag, progress_option, workspace_option)
 from toolkit.cli.outputs import Output, data_reads, guard, sidecar_reads
 
 FORMATS = ("cache", "qdq")
@@ -34,10 +34,9 @@ QDQ_HINT = ("without it, --format qdq -o MODEL.int8.onnx quantizes through ONNX 
                    "(clips each activation at its 99.999th percentile).")
 @batch_option(default=8, aliases=("--batch-size",),
               help="Images per calibration batch (a last partial batch is dropped).")
-@click.option("--max-batches", default=None, type=int,
+@click.option("--max-batches", default=None, type=POSITIVE_INT,
               help="Use at most this many batches [default: every full batch of --data].")
-@click.option("--workspace-mb", default=256, show_default=True, type=int,
-              help="cache: TensorRT builder workspace while calibrating, in MiB.")
+@workspace_option("cache: TensorRT builder workspace while calibrating, in MiB.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the derived data sets (digits-hard) and of the digits split.")
 @int8_gate_options("qdq")
@@ -83,8 +82,6 @@ def calibrate(onnx_path, data, output, fmt, algorithm, batch, max_batches, works
         Output("-o", output, "ONNX model"), Output("-o", output + ".json", "model sidecar")]
     reads = sidecar_reads(onnx_path, "MODEL.onnx") + data_reads(data) + data_reads(eval_data)
     guard(outputs, reads, force)
-    if max_batches is not None and max_batches < 1:
-        raise InputError("--max-batches must be at least 1, got {}".format(max_batches))
     if not os.path.isfile(onnx_path):
         raise InputError("no such ONNX file: {}".format(onnx_path))
     if max_accuracy_drop is not None and not eval_data:
@@ -127,8 +124,6 @@ def _cache(onnx_path, data, output, algorithm, batch_size, max_batches, workspac
     if algorithm not in CACHE_ALGORITHMS:
         raise InputError("TensorRT's calibrators are {}; '{}' is for --format qdq".format(
             " and ".join(CACHE_ALGORITHMS), algorithm))
-    if workspace_mb < 1:
-        raise InputError("--workspace-mb must be at least 1, got {}".format(workspace_mb))
     _require_tensorrt()
     from calibration.trt_calibrator import calibrate_to_cache
     calibration_set = load_calibration_set(data, onnx_path, seed=seed)

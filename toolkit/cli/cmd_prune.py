@@ -5,7 +5,8 @@ import click
 
 from basics.errors import InputError
 from basics.lazy import lazy_import
-from toolkit.cli.options import NON_NEGATIVE_INT, force_option, json_flag, progress_option
+from toolkit.cli.options import (NON_NEGATIVE_INT, POSITIVE_INT, force_option, json_flag,
+                                 progress_option)
 from toolkit.cli.outputs import Output, data_reads, guard, model_source_reads
 
 
@@ -17,14 +18,14 @@ from toolkit.cli.outputs import Output, data_reads, guard, model_source_reads
 @click.option("--data", default="digits", show_default=True,
               help="Labelled data: digits, digits16, digits-hard or an .npz (split 60/20/20 into "
                    "train / validation / test with --seed, by the rule of NAME:val elsewhere).")
-@click.option("--target-energy", default=0.4, show_default=True, type=float,
+@click.option("--target-energy", default=0.4, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Stop when the estimated energy is at most this fraction of the original.")
 @click.option("--granularity", type=click.Choice(["weights", "channels"]), default="weights",
               show_default=True,
               help="weights: unstructured zeros (the paper's; saves energy on sparse accelerators, "
                    "not time on TensorRT/ONNX Runtime). channels: removes whole channels of plain "
                    "conv chains, so the layers become smaller and faster everywhere.")
-@click.option("--max-accuracy-drop", default=0.01, show_default=True, type=float,
+@click.option("--max-accuracy-drop", default=0.01, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Largest allowed fall of validation accuracy (0.01 = 1 point); a round that "
                    "loses more is undone.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -34,24 +35,24 @@ from toolkit.cli.outputs import Output, data_reads, guard, model_source_reads
 @json_flag("Print the report as JSON instead of tables.")
 @click.option("--bits", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="Bit width of the energy model.")
-@click.option("--rounds", default=8, show_default=True, type=int,
+@click.option("--rounds", default=8, show_default=True, type=POSITIVE_INT,
               help="Most prune + fine-tune rounds.")
-@click.option("--error-bound", default=0.01, show_default=True, type=float,
+@click.option("--error-bound", default=0.01, show_default=True, type=click.FloatRange(0.0, min_open=True),
               help="First round's bound on the growth of a layer's relative output error; it "
                    "doubles each round.")
-@click.option("--step", default=0.05, show_default=True, type=float,
+@click.option("--step", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               help="Share of a layer's weights (or channels) removed per greedy step.")
-@click.option("--channel-multiple", default=8, show_default=True, type=int,
+@click.option("--channel-multiple", default=8, show_default=True, type=POSITIVE_INT,
               help="Channel pruning keeps channel counts in multiples of this: ONNX Runtime's "
                    "CPU kernels and TensorRT's tensor cores are fastest on multiples of 8; other "
                    "counts can make a smaller layer slower.")
-@click.option("--finetune-epochs", default=5, show_default=True, type=int,
+@click.option("--finetune-epochs", default=5, show_default=True, type=NON_NEGATIVE_INT,
               help="Fine-tuning epochs after each round (0: none).")
-@click.option("--finetune-lr", default=2e-3, show_default=True, type=float,
+@click.option("--finetune-lr", default=2e-3, show_default=True, type=click.FloatRange(0.0, min_open=True),
               help="Learning rate of the fine-tuning (Adam, cosine schedule).")
-@click.option("--train-epochs", default=15, show_default=True, type=int,
+@click.option("--train-epochs", default=15, show_default=True, type=NON_NEGATIVE_INT,
               help="Training epochs when no --weights are given.")
-@click.option("--calibration-samples", default=256, show_default=True, type=int,
+@click.option("--calibration-samples", default=256, show_default=True, type=POSITIVE_INT,
               help="Training images used for the least-squares refit.")
 @click.option("--latency-batch", default=256, show_default=True, type=NON_NEGATIVE_INT,
               help="Batch at which the original and pruned ONNX are timed on ONNX Runtime (CPU, "

@@ -87,6 +87,12 @@ def batch_option(default=32, help="Samples per batch.", aliases=()):
                   help=help, aliases=aliases)
 
 
+def workspace_option(help="TensorRT builder workspace (scratch memory for tactics), in MiB."):
+    """``--workspace-mb N`` (N >= 1, default 256)."""
+    return click.option("--workspace-mb", default=256, show_default=True, type=POSITIVE_INT,
+                        help=help)
+
+
 def threads_option(help="ONNX Runtime intra-op threads (0: its default)."):
     """``--threads N`` (N >= 0; 0: the runtime's default)."""
     return click.option("--threads", default=0, show_default=True, type=NON_NEGATIVE_INT, help=help)

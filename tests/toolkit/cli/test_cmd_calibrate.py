@@ -186,7 +186,8 @@ def test_cache_json_and_default_output(small_cnn_onnx, tmp_path, capsys, monkeyp
 
 @pytest.mark.parametrize("args, words", [
     (["--batch", "0"], "'--batch': 0 is not in the range x>=1"),
-    (["--max-batches", "0"], "--max-batches must be at least 1, got 0"),
+    (["--max-batches", "0"], "'--max-batches': 0 is not in the range x>=1"),
+    (["--workspace-mb", "0", "-o", "x.cache"], "'--workspace-mb': 0 is not in the range x>=1"),
     (["--format", "cache", "-o", "x.onnx"], "a calibration cache is not an ONNX model"),
     (["--format", "qdq", "-o", "x.cache"], "the output must end in .onnx"),
     (["--algorithm", "percentile", "-o", "x.cache"], "'percentile' is for --format qdq"),

@@ -64,7 +64,11 @@ def test_channels_with_weights_and_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--target-energy", "0"], "target_energy must be in"),
+    (["--target-energy", "0"], "'--target-energy': 0.0 is not in the range 0.0<x<=1.0"),
+    (["--rounds", "0"], "'--rounds': 0 is not in the range x>=1"),
+    (["--step", "1"], "'--step': 1.0 is not in the range 0.0<x<1.0"),
+    (["--finetune-epochs", "-1"], "'--finetune-epochs': -1 is not in the range x>=0"),
+    (["--calibration-samples", "0"], "'--calibration-samples': 0 is not in the range x>=1"),
     (["--data", "nonsense"], "neither a bundled data set"),
     (["--latency-batch", "-1"], "'--latency-batch': -1 is not in the range x>=0"),
     (["--weights", "/nonexistent/w.pt"], "no such weights file"),
