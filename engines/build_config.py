@@ -9,13 +9,17 @@ class BuildConfig(object):
     """What to build: precision, batch profile (min <= opt <= max), workspace, INT8 cache, backend,
     and ``float_layers``: names of layers an INT8 engine keeps in floating point (the accuracy
     gate's auto-fallback; TensorRT: ``layer.precision``, ONNX Runtime: no Q/DQ in front of them).
+    ``confidence_head``: a TensorRT build of a classifier appends softmax and top-1 to its graph
+    (:mod:`engines.confidence_head`; False: the engine outputs the logits only). ONNX Runtime
+    engines get the head when a deployment loads them, so their build ignores it.
 
     ``None`` means "the default": ``opt_batch`` defaults to ``max_batch``; ``backend="auto"`` picks
     TensorRT when it is importable, ONNX Runtime otherwise.
     """
 
     def __init__(self, precision="fp32", min_batch=1, opt_batch=None, max_batch=32,
-                 workspace_mb=256, calibration_cache=None, backend="auto", float_layers=None):
+                 workspace_mb=256, calibration_cache=None, backend="auto", float_layers=None,
+                 confidence_head=True):
         if precision not in PRECISIONS:
             raise InputError("precision must be one of {}, got '{}'".format(PRECISIONS, precision))
         if backend not in build_choices():
@@ -34,6 +38,7 @@ class BuildConfig(object):
         self.calibration_cache = calibration_cache
         self.backend = backend
         self.float_layers = tuple(str(name) for name in (float_layers or ()))
+        self.confidence_head = bool(confidence_head)
         if self.float_layers and precision != "int8":
             raise InputError("float layers only apply to INT8 builds")
 
@@ -45,7 +50,8 @@ class BuildConfig(object):
         return {"precision": self.precision, "min_batch": self.min_batch,
                 "opt_batch": self.opt_batch, "max_batch": self.max_batch,
                 "workspace_mb": self.workspace_mb, "calibration_cache": self.calibration_cache,
-                "backend": self.backend, "float_layers": list(self.float_layers)}
+                "backend": self.backend, "float_layers": list(self.float_layers),
+                "confidence_head": self.confidence_head}
 
     def __repr__(self):
         return "BuildConfig({})".format(", ".join(

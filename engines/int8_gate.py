@@ -118,7 +118,8 @@ class Int8Report(object):
 
 
 def _first_output(engine):
-    return engine.outputs[0].name
+    from engines.confidence_head import scores_output
+    return scores_output(engine).name
 
 
 def _outputs(engine, input_name, images, chunk=64):

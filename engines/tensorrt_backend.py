@@ -14,6 +14,10 @@ Memory goes through :mod:`engines.cuda_memory` (pycuda or cuda-python): page-loc
 and device buffers sized for the profile's maximum batch are allocated once and reused; every call
 sets the input shapes, copies host -> device, runs, copies device -> host on one stream,
 synchronizes and returns fresh arrays sized to the batch.
+
+An engine built with the confidence head (:mod:`engines.confidence_head`) outputs ``label`` as
+INT32 on TensorRT 8.x (no INT64 there; the ONNX parser narrows ArgMax's INT64): this backend
+declares and returns it as int64, like the ONNX model and the host path.
 """
 import logging
 import threading
@@ -24,6 +28,7 @@ from basics.errors import EngineCompatibilityError, InputError
 from basics.lazy import is_available, lazy_import
 from engines import cuda_memory
 from engines.base import Engine, TensorSpec
+from engines.confidence_head import LABEL, names_have_head
 
 _LOG = logging.getLogger("toolkit.tensorrt")
 _LOGGERS = {}  # tensorrt module -> its one capturing logger
@@ -128,9 +133,11 @@ def numpy_dtype(trt_dtype, what):
 
 
 class _Tensor(object):
-    """One engine I/O tensor: spec, profile bounds, buffers."""
+    """One engine I/O tensor: spec, profile bounds, buffers; ``widen``: the numpy type an output
+    is returned as when it differs from the engine's (None: as it is)."""
 
-    __slots__ = ("name", "index", "is_input", "spec", "profile", "host", "device", "itemsize")
+    __slots__ = ("name", "index", "is_input", "spec", "profile", "host", "device", "itemsize",
+                 "widen")
 
     def __init__(self, name, index, is_input, shape, dtype, profile):
         self.name = name
@@ -141,6 +148,7 @@ class _Tensor(object):
         self.host = None
         self.device = None
         self.itemsize = self.spec.dtype.itemsize
+        self.widen = None
 
 
 class TensorRTEngine(Engine):
@@ -199,8 +207,10 @@ class TensorRTEngine(Engine):
                                            "of GPU memory?)")
         self._inputs = [t for t in self._tensors if t.is_input]
         self._outputs = [t for t in self._tensors if not t.is_input]
+        _widen_head_label(self._outputs)
         self.inputs = tuple(t.spec for t in self._inputs)
-        self.outputs = tuple(t.spec for t in self._outputs)
+        self.outputs = tuple(t.spec if t.widen is None else TensorSpec(t.name, t.spec.shape, t.widen)
+                             for t in self._outputs)
         self.min_batch, self.max_batch = self._batch_bounds()
         self._allocate()
 
@@ -320,9 +330,10 @@ class TensorRTEngine(Engine):
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
             view = tensor.host[:count].reshape(shape)
             memory.dtoh_async(view, tensor.device)
-            views.append((tensor.name, view))
+            views.append((tensor.name, view, tensor.widen))
         memory.synchronize()
-        return {name: view.copy() for name, view in views}
+        return {name: view.copy() if widen is None else view.astype(widen)
+                for name, view, widen in views}
 
     def identity(self):
         if self._identity is None:
@@ -347,6 +358,17 @@ class TensorRTEngine(Engine):
             self._bindings = []
             if self._owns_memory:
                 memory.close()
+
+
+def _widen_head_label(outputs):
+    """Mark the confidence head's ``label`` for int64 when the engine holds it narrower (INT32:
+    TensorRT 8.x has no INT64)."""
+    if not names_have_head(tensor.name for tensor in outputs):
+        return
+    for tensor in outputs:
+        if tensor.name == LABEL and tensor.spec.dtype.kind in "iu" and \
+                tensor.spec.dtype.itemsize < 8:
+            tensor.widen = np.dtype(np.int64)
 
 
 def _profile(bounds, shape):

@@ -8,6 +8,11 @@ reading ``config.calibration_cache``, then ``build_serialized_network`` with pro
 (:mod:`engines.tensorrt_progress`). Features are chosen with ``hasattr`` so one code path serves
 TensorRT 8.0/8.2 (Jetson Nano), 8.5/8.6 and 10.x; TensorRT 11 (no FP16/INT8 builder flags) builds
 fp32 networks whose precision lives in the ONNX.
+
+With ``config.confidence_head`` a classifier gets softmax and top-1 appended to its graph before
+parsing (:mod:`engines.confidence_head`): the engine outputs ``probs``, ``confidence`` and
+``label`` beside the logits, computed on the GPU. In FP16 and INT8 builds those layers are kept in
+FP32 (``layer.precision``), so the head computes what the host would from the engine's logits.
 """
 import contextlib
 import os
@@ -17,6 +22,7 @@ from basics.errors import InputError, MissingDependencyError
 from basics.lazy import lazy_import
 from engines import cuda_memory
 from engines.base import TensorSpec
+from engines.confidence_head import HEAD_OUTPUTS, NODE_PREFIX, head_for_build, names_have_head
 from engines.tensorrt_backend import get_logger, numpy_dtype
 from engines.tensorrt_calibrator import make_calibrator, read_cache
 from engines.tensorrt_progress import build_progress
@@ -41,13 +47,23 @@ def build_tensorrt(onnx_path, config, trt=None, calibrator=None, progress=None):
     if device["device_count"] < 1:
         raise MissingDependencyError("TensorRT is installed but no CUDA GPU is visible (is the "
                                      "NVIDIA driver loaded?); use --backend onnxruntime")
+    notes = []
+    model = None
+    if config.confidence_head:
+        model, note = head_for_build(onnx_path)
+        notes.extend([note] if note else [])
     builder = trt.Builder(logger)
     # the parser owns the parsed weights: keep it alive until the engine is built
-    network, parser = _parse(trt, builder, logger, onnx_path)
-    notes = []
+    network, parser = _parse(trt, builder, logger, onnx_path, model)
+    del model
     builder_config = builder.create_builder_config()
     inputs = _tensors(trt, network, network.num_inputs, network.get_input)
     outputs = _tensors(trt, network, network.num_outputs, network.get_output)
+    head = names_have_head(spec.name for spec in outputs)
+    if head:
+        notes.append(_head_note(outputs))
+    elif not config.confidence_head:
+        notes.append("confidence head: left out, as asked; the host computes softmax and top-1")
     profile_batches = _add_profile(builder, builder_config, inputs, config, onnx_path)
     _set_workspace(trt, builder_config, config.workspace_bytes)
     fast = {"fp16": getattr(builder, "platform_has_fast_fp16", None),
@@ -68,6 +84,8 @@ def build_tensorrt(onnx_path, config, trt=None, calibrator=None, progress=None):
                 _set_calibrator(trt, builder, builder_config, calibrator, inputs, notes)
             if config.float_layers:
                 _keep_float(trt, network, builder_config, config.float_layers, notes)
+        if head:
+            _head_in_fp32(trt, network, builder_config, notes)
     try:
         with _calibration_context(calibrator if config.precision == "int8" else None):
             with build_progress(trt, builder_config, logger, progress):
@@ -104,16 +122,20 @@ def platform_precisions(trt=None):
             "int8": getattr(builder, "platform_has_fast_int8", None)}
 
 
-def _parse(trt, builder, logger, onnx_path):
-    """``(network, parser)``: an explicit-batch network parsed from ``onnx_path``; InputError
-    listing the parser's errors."""
+def _parse(trt, builder, logger, onnx_path, model=None):
+    """``(network, parser)``: an explicit-batch network parsed from ``onnx_path`` (or from the
+    serialized ``model``, that file edited); InputError listing the parser's errors."""
     flags = 0
     explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
     if explicit is not None:  # required by 8.x, ignored by 10.x, gone in 11
         flags = 1 << int(explicit)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(onnx_path):
+    if model is not None:
+        parsed = parser.parse(model, onnx_path)  # the path: where external weights would be
+    else:
+        parsed = parser.parse_from_file(onnx_path)
+    if not parsed:
         errors = []
         for index in range(parser.num_errors):
             error = parser.get_error(index)
@@ -188,6 +210,46 @@ def has_qdq_layers(trt, network):
     return any(network.get_layer(i).type in kinds for i in range(network.num_layers))
 
 
+def _head_note(outputs):
+    """What the build notes say of an engine with the confidence head."""
+    label = [spec for spec in outputs if spec.name == HEAD_OUTPUTS[2]][0]
+    note = "confidence head: in the engine (outputs {}, computed by TensorRT)".format(
+        ", ".join(HEAD_OUTPUTS))
+    if label.dtype.itemsize < 8:
+        note += "; label is {} in this TensorRT (no INT64): read back as int64".format(
+            label.dtype.name)
+    return note
+
+
+def _head_in_fp32(trt, network, builder_config, notes):
+    """Keep the confidence head's softmax, max and top-1 layers in FP32 (an FP16 or INT8 build
+    would otherwise pick lower precision for them): ``layer.precision`` plus the flag that makes
+    TensorRT obey it."""
+    kinds = (trt.LayerType.SOFTMAX, trt.LayerType.REDUCE, trt.LayerType.TOPK)
+    kept = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if str(layer.name).startswith(NODE_PREFIX) and layer.type in kinds:
+            layer.precision = trt.DataType.FLOAT
+            kept += 1
+    if not kept:
+        return
+    flag = _obey_precision(trt, builder_config)
+    notes.append("confidence head: {} layer(s) kept in FP32 (layer.precision{})".format(
+        kept, ", " + flag if flag else ""))
+
+
+def _obey_precision(trt, builder_config):
+    """Set the flag that makes TensorRT obey ``layer.precision``: OBEY_PRECISION_CONSTRAINTS
+    (8.2+), else STRICT_TYPES (8.0); its name, or None when this TensorRT has neither."""
+    flags = [name for name in ("OBEY_PRECISION_CONSTRAINTS", "STRICT_TYPES")
+             if hasattr(trt.BuilderFlag, name)]
+    if not flags:
+        return None
+    builder_config.set_flag(getattr(trt.BuilderFlag, flags[0]))
+    return flags[0]
+
+
 def _keep_float(trt, network, builder_config, names, notes):
     """Run the layers named ``names`` in FP32 (``layer.precision``), with the flag that makes
     TensorRT obey it: OBEY_PRECISION_CONSTRAINTS (8.2+), else STRICT_TYPES (8.0)."""
@@ -201,12 +263,9 @@ def _keep_float(trt, network, builder_config, names, notes):
     missing = sorted(wanted - set(kept))
     if missing:
         raise InputError("no layer named {} in the network".format(", ".join(missing)))
-    flags = [name for name in ("OBEY_PRECISION_CONSTRAINTS", "STRICT_TYPES")
-             if hasattr(trt.BuilderFlag, name)]
-    if flags:
-        builder_config.set_flag(getattr(trt.BuilderFlag, flags[0]))
+    flag = _obey_precision(trt, builder_config)
     notes.append("int8: {} layer(s) kept in FP32: {} (layer.precision{})".format(
-        len(kept), ", ".join(kept), ", " + flags[0] if flags else ""))
+        len(kept), ", ".join(kept), ", " + flag if flag else ""))
 
 
 def _cache_calibrator(trt, network, config, onnx_path, notes):

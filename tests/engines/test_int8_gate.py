@@ -176,7 +176,8 @@ def test_tensorrt_keeps_float_layers_with_layer_precision(monkeypatch, small_cnn
     engine_bytes, facts = build_tensorrt(small_cnn_onnx, BuildConfig(
         precision="int8", calibration_cache=str(cache), max_batch=8, float_layers=[conv]))
     header = engine_header(engine_bytes)
-    assert header["layer_precision"] == {conv: "FLOAT"} and flag in header["flags"]
+    head = {"confidence_head/" + n: "FLOAT" for n in ("softmax", "reducemax", "argmax")}
+    assert header["layer_precision"] == dict(head, **{conv: "FLOAT"}) and flag in header["flags"]
     assert "int8: 1 layer(s) kept in FP32: {} (layer.precision, {})".format(conv, flag) \
         in facts["notes"]
     with pytest.raises(InputError, match="no layer named nope in the network"):

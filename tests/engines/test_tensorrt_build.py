@@ -13,6 +13,9 @@ from tests.engines.trt_double import engine_header, install_trt_double
 onnx = pytest.importorskip("onnx")
 
 MODES = ("8.2", "8.5", "10")
+# the flag that makes TensorRT obey layer.precision (the confidence head's FP32), per mode
+OBEY = {"8.2": "STRICT_TYPES", "8.5": "OBEY_PRECISION_CONSTRAINTS",
+        "10": "OBEY_PRECISION_CONSTRAINTS"}
 
 
 @pytest.fixture(params=MODES, ids=["trt8.2", "trt8.5", "trt10"])
@@ -36,7 +39,12 @@ def test_fp32_build_facts(monkeypatch, mode, cnn_onnx):
         expected[mode]
     assert facts["platform_has_fast_fp16"] is True and facts["platform_has_fast_int8"] is True
     assert facts["inputs"] == [{"name": "input", "shape": [-1, 1, 8, 8], "dtype": "float32"}]
-    assert facts["outputs"] == [{"name": "logits", "shape": [-1, 10], "dtype": "float32"}]
+    # the confidence head by default; ArgMax's INT64 is INT32 on TensorRT 8.x (no INT64)
+    assert facts["outputs"] == [
+        {"name": "logits", "shape": [-1, 10], "dtype": "float32"},
+        {"name": "probs", "shape": [-1, 10], "dtype": "float32"},
+        {"name": "confidence", "shape": [-1], "dtype": "float32"},
+        {"name": "label", "shape": [-1], "dtype": "int64" if mode == "10" else "int32"}]
     assert facts["profile"] == {"min_batch": 2, "opt_batch": 4, "max_batch": 8}
     header = engine_header(engine_bytes)
     assert header["profile"] == {"input": [[2, 1, 8, 8], [4, 1, 8, 8], [8, 1, 8, 8]]}
@@ -47,7 +55,7 @@ def test_fp32_build_facts(monkeypatch, mode, cnn_onnx):
 def test_fp16_sets_the_flag(monkeypatch, mode, cnn_onnx):
     install_trt_double(monkeypatch, mode)
     engine_bytes, _ = _build(cnn_onnx, precision="fp16")
-    assert engine_header(engine_bytes)["flags"] == ["FP16"]
+    assert engine_header(engine_bytes)["flags"] == sorted(["FP16", OBEY[mode]])  # the head's FP32
 
 
 def test_fp16_on_a_gpu_without_fast_fp16(monkeypatch, mode, cnn_onnx):
@@ -94,7 +102,7 @@ def test_int8_with_a_calibration_cache(monkeypatch, mode, cnn_onnx, digits_split
     sizes = (double.gpu.counts["htod"], double.gpu.live_allocations())
     engine_bytes, facts = _build(cnn_onnx, precision="int8", calibration_cache=cache)
     header = engine_header(engine_bytes)
-    assert header["flags"] == ["FP16", "INT8"]
+    assert header["flags"] == sorted(["FP16", "INT8", OBEY[mode]])
     with open(cache) as handle:
         lines = handle.read().splitlines()
     assert header["int8_scales"] == dict(line.split(": ") for line in lines[1:])

@@ -32,6 +32,10 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
               help="TensorRT INT8 calibration cache (from `toolkit calibrate`); int8 only.")
 @click.option("--backend", type=click.Choice(build_choices()), default="auto",
               show_default=True, help="auto: TensorRT when it is usable here, else ONNX Runtime.")
+@click.option("--no-confidence-head", is_flag=True,
+              help="TensorRT: leave softmax and top-1 out of a classifier's engine (by default "
+                   "they are appended to its graph, so TensorRT computes them on the GPU; the "
+                   "logits stay an output either way).")
 @click.option("--data", default=None,
               help="int8 on ONNX Runtime: calibration samples for the accuracy gate [default: the "
                    "data the Q/DQ model was calibrated on, from its sidecar].")
@@ -42,7 +46,7 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 @json_flag("Print the sidecar as JSON.")
 @force_option()
 def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspace_mb,
-          calibration_cache, backend, data, eval_data, max_accuracy_drop, auto_fallback, seed,
+          calibration_cache, backend, no_confidence_head, data, eval_data, max_accuracy_drop, auto_fallback, seed,
           no_progress, as_json, force):
     """Build an engine from MODEL.onnx.
 
@@ -50,6 +54,12 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     profile (min/opt/max batch) for this GPU and TensorRT version; copy it elsewhere and the load
     refuses it with the reason. Without TensorRT the engine holds the ONNX model for ONNX Runtime
     (CPU), with the same sidecar, so bench/run work the same way.
+
+    With TensorRT, a classifier (one output of shape N x classes) gets the confidence head: softmax
+    and top-1 appended to its graph before parsing (kept in FP32 in fp16/int8 builds), so the
+    engine outputs probs, confidence and label beside the logits and strategies read those
+    instead of computing a softmax on the host. It needs the onnx package where the engine is
+    built; the notes say whether the engine has it. --no-confidence-head leaves it out.
 
     INT8 on TensorRT: with --data (or --eval-data) the engine is compared with the fp32 model on
     ONNX Runtime the same way; --auto-fallback rebuilds it with the most sensitive layers in FP32.
@@ -67,6 +77,7 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     Examples:
       toolkit build model.onnx                       # -> model.engine, fp32, batch 1..32
       toolkit build model.onnx --precision fp16 --max-batch 8 -o model_fp16.engine
+      toolkit build model.onnx --no-confidence-head  # TensorRT: logits only
       toolkit build model.onnx --precision int8 --calibration-cache model.cache
       toolkit build model_qdq.onnx --precision int8 --backend onnxruntime
       toolkit build model.int8.onnx --precision int8 --eval-data digits:test --auto-fallback
@@ -79,7 +90,8 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
         raise InputError("--calibration-cache only applies to --precision int8")
     config = BuildConfig(precision=precision, min_batch=min_batch, opt_batch=opt_batch,
                          max_batch=max_batch, workspace_mb=workspace_mb,
-                         calibration_cache=calibration_cache, backend=backend)
+                         calibration_cache=calibration_cache, backend=backend,
+                         confidence_head=not no_confidence_head)
     if output is None:
         output = os.path.splitext(onnx_path)[0] + ".engine"
     reads = sidecar_reads(onnx_path, "MODEL.onnx") + [Read("the calibration cache",

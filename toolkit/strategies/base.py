@@ -13,6 +13,7 @@ import numpy as np
 
 from basics.errors import InputError
 from engines.base import Engine, TensorSpec
+from engines.confidence_head import scores_output
 from toolkit.strategies.scores import softmax_and_max
 
 
@@ -140,11 +141,12 @@ def check_class_counts(first, second, what="the pair's models"):
 
 
 def output_spec(engine, output=None):
-    """The spec of ``engine``'s output named ``output`` (default: its first output)."""
+    """The spec of ``engine``'s output named ``output`` (default: its first output, not counting
+    the confidence head's outputs: :func:`engines.confidence_head.scores_output`)."""
     if not engine.outputs:
         raise InputError("the engine has no outputs")
     if output is None:
-        return engine.outputs[0]
+        return scores_output(engine)
     for spec in engine.outputs:
         if spec.name == output:
             return spec

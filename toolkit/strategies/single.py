@@ -2,7 +2,7 @@
 import numpy as np
 
 from basics.errors import InputError
-from engines.confidence_head import HEAD_OUTPUTS, has_confidence_head
+from engines.confidence_head import HEAD_OUTPUTS, has_confidence_head, scores_output
 from toolkit.strategies.base import (
     ClassifyResult,
     Strategy,
@@ -43,8 +43,8 @@ class Single(Strategy):
         self._input = engine.input
         self._input_name = self._input.name
         #: reads the head's outputs (softmax and top-1 computed by the engine)
-        self.uses_head = (not self.output_is_probs and spec is engine.outputs[0]
-                          and has_confidence_head(engine))
+        self.uses_head = (not self.output_is_probs and has_confidence_head(engine)
+                          and spec.name == scores_output(engine).name)
         self._names = HEAD_OUTPUTS if self.uses_head else (self.output,)
         # the hot path: the engine's declared unchecked run (classify() checked the input)
         self._run_unchecked = engine.run_unchecked

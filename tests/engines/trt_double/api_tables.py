@@ -43,7 +43,7 @@ _TRT_COMMON = {
     "IOptimizationProfile": ["set_shape", "get_shape"],
     "BuilderFlag": ["FP16", "INT8", "GPU_FALLBACK", "REFIT", "TF32"],
     "LayerType": ["CONVOLUTION", "ACTIVATION", "POOLING", "SHUFFLE", "MATRIX_MULTIPLY",
-                  "ELEMENTWISE", "REDUCE", "SOFTMAX", "IDENTITY", "CONSTANT", "QUANTIZE",
+                  "ELEMENTWISE", "REDUCE", "SOFTMAX", "TOPK", "IDENTITY", "CONSTANT", "QUANTIZE",
                   "DEQUANTIZE"],
     "DataType": ["FLOAT", "HALF", "INT8", "INT32", "BOOL"],
     "CalibrationAlgoType": ["ENTROPY_CALIBRATION_2", "MINMAX_CALIBRATION"],

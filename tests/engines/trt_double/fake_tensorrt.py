@@ -64,7 +64,8 @@ _LAYERS = {"Conv": "CONVOLUTION", "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION",
            "GlobalAveragePool": "POOLING", "Reshape": "SHUFFLE", "Flatten": "SHUFFLE",
            "Transpose": "SHUFFLE", "Gemm": "MATRIX_MULTIPLY", "MatMul": "MATRIX_MULTIPLY",
            "Add": "ELEMENTWISE", "Mul": "ELEMENTWISE", "Sub": "ELEMENTWISE", "Div": "ELEMENTWISE",
-           "Softmax": "SOFTMAX", "ReduceMean": "REDUCE", "Identity": "IDENTITY",
+           "Softmax": "SOFTMAX", "ReduceMean": "REDUCE", "ReduceMax": "REDUCE",
+           "ArgMax": "TOPK", "Identity": "IDENTITY",
            "Constant": "CONSTANT", "QuantizeLinear": "QUANTIZE",
            "DequantizeLinear": "DEQUANTIZE"}
 
@@ -884,7 +885,9 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True, numpy_has
                     if tuple(value.shape) != tuple(shape):
                         raise FakeCudaError("output '{}' came out {} but {} was announced".format(
                             name, value.shape, shape))
-                    raw[:] = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
+                    # in the engine's type: 8.x narrows ONNX INT64 (ArgMax's indices) to INT32
+                    value = np.ascontiguousarray(value, dtype=_NP[engine._by_name[name].dtype._name])
+                    raw[:] = value.view(np.uint8).reshape(-1)
             stream.queue.append(job)
             return True
 
