@@ -102,8 +102,9 @@ def test_calibrate_to_cache_writes_the_cache(double, cnn_onnx, digits_splits, tm
     with open(cache, "rb") as handle:
         parsed = tensorrt_calibrator.parse_cache(handle.read())
     assert parsed.algorithm == algorithm and parsed.header == report["header"]
+    # calibrated on the network a default build parses: the confidence head included
     assert set(line.split(":")[0] for line in parsed.data.decode().splitlines()[1:]) == {
-        "input", "logits"}
+        "input", "logits", "probs", "confidence", "label"}
     assert [n for n in os.listdir(str(tmp_path / "sub"))] == ["model.cache"]  # no temp file left
     assert double.gpu.live_allocations() == 0  # the calibrator freed its device memory
     assert double.gpu.counts["htod"] == 3
