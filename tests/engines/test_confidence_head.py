@@ -1,4 +1,6 @@
 """engines.confidence_head: softmax and top-1 appended to a classifier's graph."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,10 +57,46 @@ def test_head_is_added_once_and_refuses_taken_names():
         add_confidence_head(_classifier(), output="nope")
 
 
-def test_engine_option_and_its_fallback_without_onnx(monkeypatch):
+def test_engine_option_and_no_onnx_package_needed(monkeypatch):
     assert has_confidence_head(OnnxRuntimeEngine(_classifier(), confidence_head=True))
     assert not has_confidence_head(OnnxRuntimeEngine(_classifier()))
-    import engines.confidence_head as head
-    monkeypatch.setattr(head, "head_available", lambda: False)
-    engine = OnnxRuntimeEngine(_classifier(), confidence_head=True)
-    assert [spec.name for spec in engine.outputs] == ["logits"]
+    model = _classifier()
+    monkeypatch.setitem(sys.modules, "onnx", None)  # a Jetson without the onnx package
+    engine = OnnxRuntimeEngine(model, confidence_head=True)
+    assert [spec.name for spec in engine.outputs] == ["logits"] + list(HEAD_OUTPUTS)
+
+
+def test_the_head_is_appended_after_the_graph_as_the_onnx_package_reads_it():
+    model = onnx.load_from_string(add_confidence_head(_classifier()))
+    onnx.checker.check_model(model, full_check=True)
+    assert [node.op_type for node in model.graph.node] == ["Flatten", "MatMul", "Softmax",
+                                                            "ArgMax", "ReduceMax"]
+    assert [node.name for node in model.graph.node[2:]] == [
+        "confidence_head/softmax", "confidence_head/argmax", "confidence_head/reducemax"]
+    shapes = {value.name: ([d.dim_param or d.dim_value for d in
+                            value.type.tensor_type.shape.dim], value.type.tensor_type.elem_type)
+              for value in model.graph.output}
+    assert shapes == {"logits": (["N", 6], TensorProto.FLOAT),
+                      "probs": (["N", 6], TensorProto.FLOAT),
+                      "confidence": (["N"], TensorProto.FLOAT),
+                      "label": (["N"], TensorProto.INT64)}
+
+
+def test_logits_of_another_rank_are_flattened_first():
+    rng = np.random.RandomState(3)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 2, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["scores"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    engine = OnnxRuntimeEngine(add_confidence_head(model.SerializeToString()))
+    images = rng.randn(4, 2, 3).astype(np.float32)
+    out = engine.infer({"input": images})
+    flat = np.maximum(images, 0).reshape(4, 6)
+    np.testing.assert_array_equal(out["label"], flat.argmax(axis=1))
+    assert out["probs"].shape == (4, 6)
+
+
+def test_bytes_that_are_not_onnx_are_a_one_line_error():
+    with pytest.raises(InputError, match="not an ONNX model"):
+        add_confidence_head(b"\x0a\xff\xff\xff")

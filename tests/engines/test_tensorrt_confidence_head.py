@@ -223,15 +223,18 @@ def test_models_that_are_not_classifiers_get_no_head(monkeypatch, tmp_path):
            "classes))" in sidecar.notes
 
 
-def test_without_onnx_the_engine_is_built_without_the_head(monkeypatch, cnn_onnx, tmp_path):
-    import engines.confidence_head as head
-    install_trt_double(monkeypatch, "8.2")
-    monkeypatch.setattr(head, "head_available", lambda: False)
-    from engines.tensorrt_build import build_tensorrt
-    _, facts = build_tensorrt(cnn_onnx, BuildConfig(max_batch=8))
-    assert [o["name"] for o in facts["outputs"]] == ["logits"]
-    assert any(note.startswith("confidence head: not added, the onnx package is not installed")
-               for note in facts["notes"])
+def test_a_jetson_without_the_onnx_package_gets_the_head_too(monkeypatch, cnn_onnx, tmp_path):
+    """The graph is edited at the protobuf level (engines/onnx_wire.py): no onnx package needed
+    where the engine is built (the double itself parses with onnx, so it runs afterwards)."""
+    import sys
+    from engines.confidence_head import head_for_build
+    with monkeypatch.context() as blocked:
+        blocked.setitem(sys.modules, "onnx", None)
+        data, note = head_for_build(cnn_onnx)
+    assert note is None
+    model = onnx.load_from_string(data)
+    onnx.checker.check_model(model)
+    assert [o.name for o in model.graph.output] == ["logits"] + list(HEAD_OUTPUTS)
 
 
 def test_a_model_that_already_has_the_head_is_built_as_it_is(monkeypatch, cnn_onnx, tmp_path):
