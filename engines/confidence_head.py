@@ -72,6 +72,20 @@ def head_for_build(onnx_path):
     return _append_head(data, facts, facts.outputs[0]), None
 
 
+def head_for_load(source):
+    """What ONNX Runtime loads for ``source`` (serialized bytes, or a path) with the head: the
+    model bytes with the head appended, or ``source`` itself when the model keeps weights in
+    files beside it (ONNX Runtime finds them only through the model's path; the host then
+    computes softmax and top-1, with the same answers)."""
+    if isinstance(source, (bytes, bytearray)):
+        return add_confidence_head(source)
+    with open(str(source), "rb") as handle:
+        data = handle.read()
+    if onnx_wire.read_model(data).external_data:
+        return source
+    return add_confidence_head(data)
+
+
 def _not_a_classifier(outputs):
     """Why graph outputs ``outputs`` are not a classifier's (one float32 output of shape (N, C),
     C >= 2), or None."""

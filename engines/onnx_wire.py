@@ -25,6 +25,7 @@ _TENSOR_TYPE_ELEM, _TENSOR_TYPE_SHAPE = 1, 2
 _SHAPE_DIM = 1
 _DIM_VALUE, _DIM_PARAM = 1, 2
 _TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_INT64_DATA, _TENSOR_NAME = 1, 2, 7, 8
+_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION, _EXTERNAL = 13, 14, 1
 
 FLOAT, INT64 = 1, 7  # TensorProto.DataType
 
@@ -46,25 +47,27 @@ class GraphOutput(object):
 
 class ModelFacts(object):
     """What :func:`read_model` found: ``outputs`` (GraphOutput list, in order), ``opset`` (the
-    default domain's version, None when absent) and ``names`` (every tensor name of the top-level
-    graph: inputs, initializers, node outputs, outputs)."""
+    default domain's version, None when absent), ``names`` (every tensor name of the top-level
+    graph: inputs, initializers, node outputs, outputs) and ``external_data`` (whether an
+    initializer keeps its values in a file beside the model)."""
 
-    __slots__ = ("outputs", "opset", "names")
+    __slots__ = ("outputs", "opset", "names", "external_data")
 
-    def __init__(self, outputs, opset, names):
+    def __init__(self, outputs, opset, names, external_data=False):
         self.outputs = outputs
         self.opset = opset
         self.names = names
+        self.external_data = external_data
 
 
 def read_model(data):
     """The :class:`ModelFacts` of serialized ONNX model ``data`` (bytes); InputError when the bytes
     are not a protobuf message."""
     view = memoryview(data)
-    outputs, names, opset = [], set(), None
+    outputs, names, opset, external = [], set(), None, []
     for number, value in _fields(view):
         if number == _MODEL_GRAPH:
-            _read_graph(value, outputs, names)
+            _read_graph(value, outputs, names, external)
         elif number == _MODEL_OPSET:
             domain, version = "", None
             for field, item in _fields(value):
@@ -74,7 +77,7 @@ def read_model(data):
                     version = item
             if domain in ("", "ai.onnx") and version is not None:
                 opset = version if opset is None else max(opset, version)
-    return ModelFacts(outputs, opset, names)
+    return ModelFacts(outputs, opset, names, bool(external))
 
 
 def append_to_graph(data, nodes=(), initializers=(), outputs=()):
@@ -128,7 +131,7 @@ def int64_tensor(name, values):
 
 
 # -- reading -------------------------------------------------------------------------------------
-def _read_graph(graph, outputs, names):
+def _read_graph(graph, outputs, names, external):
     for number, value in _fields(graph):
         if number == _GRAPH_NODE:
             names.update(_text(item) for field, item in _fields(value) if field == _NODE_OUTPUT)
@@ -138,7 +141,12 @@ def _read_graph(graph, outputs, names):
             if number == _GRAPH_OUTPUT:
                 outputs.append(info)
         elif number == _GRAPH_INITIALIZER:
-            names.update(_text(item) for field, item in _fields(value) if field == _TENSOR_NAME)
+            for field, item in _fields(value):
+                if field == _TENSOR_NAME:
+                    names.add(_text(item))
+                elif field == _TENSOR_EXTERNAL_DATA or (
+                        field == _TENSOR_DATA_LOCATION and item == _EXTERNAL):
+                    external.append(True)
 
 
 def _read_value_info(value):

@@ -58,7 +58,7 @@ class OnnxRuntimeEngine(Engine):
     threads (0: ONNX Runtime's default); ``max_batch``/``min_batch`` bound the batch like a TensorRT
     profile would. ``confidence_head=True`` appends softmax and top-1 to the graph
     (:mod:`engines.confidence_head`: outputs ``probs``, ``confidence``, ``label`` after the
-    model's own).
+    model's own), unless the model keeps its weights in external data files.
     """
 
     def __init__(self, model, providers=None, threads=0, max_batch=None, identity=None,
@@ -82,8 +82,8 @@ class OnnxRuntimeEngine(Engine):
                 raise InputError("no such ONNX file: {}".format(model))
             source = str(model)
         if confidence_head:
-            from engines.confidence_head import add_confidence_head
-            source = add_confidence_head(source)
+            from engines.confidence_head import head_for_load
+            source = head_for_load(source)
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -100,3 +100,22 @@ def test_logits_of_another_rank_are_flattened_first():
 def test_bytes_that_are_not_onnx_are_a_one_line_error():
     with pytest.raises(InputError, match="not an ONNX model"):
         add_confidence_head(b"\x0a\xff\xff\xff")
+
+
+def test_a_model_with_external_data_loads_without_the_head(tmp_path):
+    """ONNX Runtime finds external weights only through the model's path: such a model runs as
+    it is (the host computes softmax and top-1) instead of failing to load."""
+    from engines import onnx_wire
+    from toolkit.strategies.single import Single
+    path = str(tmp_path / "ext.onnx")
+    model = onnx.load_from_string(_classifier())
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.data", size_threshold=0)
+    with open(path, "rb") as handle:
+        assert onnx_wire.read_model(handle.read()).external_data
+    assert not onnx_wire.read_model(_classifier()).external_data
+    engine = OnnxRuntimeEngine(path, confidence_head=True)
+    assert [spec.name for spec in engine.outputs] == ["logits"]
+    x = np.random.RandomState(2).randn(9, 1, 2, 2).astype(np.float32)
+    with_head = Single(OnnxRuntimeEngine(_classifier(), confidence_head=True)).classify(x)
+    np.testing.assert_array_equal(Single(engine).classify(x).labels, with_head.labels)
