@@ -209,8 +209,9 @@ class TensorRTEngine(Engine):
         self._outputs = [t for t in self._tensors if not t.is_input]
         _widen_head_label(self._outputs)
         self.inputs = tuple(t.spec for t in self._inputs)
-        self.outputs = tuple(t.spec if t.widen is None else TensorSpec(t.name, t.spec.shape, t.widen)
-                             for t in self._outputs)
+        self.outputs = tuple(
+            t.spec if t.widen is None else TensorSpec(t.name, t.spec.shape, t.widen)
+            for t in self._outputs)
         self.min_batch, self.max_batch = self._batch_bounds()
         self._allocate()
 

@@ -46,8 +46,8 @@ from toolkit.cli.outputs import Output, Read, data_reads, guard, sidecar_reads
 @json_flag("Print the sidecar as JSON.")
 @force_option()
 def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspace_mb,
-          calibration_cache, backend, no_confidence_head, data, eval_data, max_accuracy_drop, auto_fallback, seed,
-          no_progress, as_json, force):
+          calibration_cache, backend, no_confidence_head, data, eval_data, max_accuracy_drop,
+          auto_fallback, seed, no_progress, as_json, force):
     """Build an engine from MODEL.onnx.
 
     With TensorRT (on a Jetson) this builds a serialized TensorRT engine with one optimization

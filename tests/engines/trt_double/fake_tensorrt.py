@@ -886,7 +886,8 @@ def build_tensorrt(mode, gpu, version, fast_fp16=True, fast_int8=True, numpy_has
                         raise FakeCudaError("output '{}' came out {} but {} was announced".format(
                             name, value.shape, shape))
                     # in the engine's type: 8.x narrows ONNX INT64 (ArgMax's indices) to INT32
-                    value = np.ascontiguousarray(value, dtype=_NP[engine._by_name[name].dtype._name])
+                    dtype = _NP[engine._by_name[name].dtype._name]
+                    value = np.ascontiguousarray(value, dtype=dtype)
                     raw[:] = value.view(np.uint8).reshape(-1)
             stream.queue.append(job)
             return True
