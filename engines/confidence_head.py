@@ -66,7 +66,7 @@ def head_for_build(onnx_path):
         return None, None  # not ONNX: the backend's parser says so in its words
     if names_have_head(output.name for output in facts.outputs):
         return None, None
-    reason = _not_a_classifier(facts.outputs)
+    reason = _not_a_classifier(facts.outputs) or _names_taken(facts)
     if reason:
         return None, "confidence head: not added, {}".format(reason)
     return _append_head(data, facts, facts.outputs[0]), None
@@ -119,11 +119,18 @@ def add_confidence_head(model, output=None):
     logits = names[0] if output is None and names else output
     if logits not in names:
         raise InputError("the model has no output '{}'; it has {}".format(logits, names))
-    taken = [name for name in HEAD_OUTPUTS if name in facts.names]
+    taken = _names_taken(facts)
     if taken:
-        raise InputError("the model already has tensors named {}: cannot add the confidence head"
-                         .format(", ".join(taken)))
+        raise InputError("{}: cannot add the confidence head".format(taken))
     return _append_head(data, facts, facts.outputs[names.index(logits)])
+
+
+def _names_taken(facts):
+    """Why the head's output names cannot be used in the model of ``facts``, or None."""
+    taken = [name for name in HEAD_OUTPUTS if name in facts.names]
+    if not taken:
+        return None
+    return "the model already has tensors named {}".format(", ".join(taken))
 
 
 def _append_head(data, facts, logits):

@@ -246,3 +246,21 @@ def test_a_model_that_already_has_the_head_is_built_as_it_is(monkeypatch, cnn_on
     sidecar = _build(path, tmp_path / "m.engine")
     assert [spec.name for spec in sidecar.outputs] == ["logits"] + list(HEAD_OUTPUTS)
     assert not any("not added" in note for note in sidecar.notes)
+
+
+def test_a_classifier_using_a_head_name_inside_is_built_without_it(monkeypatch, tmp_path):
+    from onnx import TensorProto, helper
+    install_trt_double(monkeypatch, "8.2")
+    path = str(tmp_path / "taken.onnx")
+    nodes = [helper.make_node("Relu", ["input"], ["probs"]),
+             helper.make_node("Flatten", ["probs"], ["logits"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "taken", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    onnx.save(model, path)
+    sidecar = _build(path, tmp_path / "m.engine")
+    assert [spec.name for spec in sidecar.outputs] == ["logits"]
+    assert "confidence head: not added, the model already has tensors named probs" in \
+        sidecar.notes
