@@ -27,7 +27,8 @@ setup(
         "host": ["torch>=1.10,<3", "onnx>=1.10", "onnxruntime>=1.10", "onnxscript>=0.1; python_version>='3.9'",
                  "scipy>=1.5", "scikit-learn>=0.24"],
         # the Jetson's runtime (docs/jetson.md; TensorRT and pycuda come from JetPack / apt)
-        "jetson": ["onnxruntime>=1.10", "numpy<2",
+        # onnx: to append the confidence head to a model's graph (engines/confidence_head.py)
+        "jetson": ["onnxruntime>=1.10", "onnx>=1.10", "numpy<2",
                    "numpy<1.24; python_version>='3.8' and python_version<'3.10'"],
         "plot": ["matplotlib>=3.3"],
         "jtop": ["jetson-stats"],

@@ -223,18 +223,17 @@ def test_models_that_are_not_classifiers_get_no_head(monkeypatch, tmp_path):
            "classes))" in sidecar.notes
 
 
-def test_a_jetson_without_the_onnx_package_gets_the_head_too(monkeypatch, cnn_onnx, tmp_path):
-    """The graph is edited at the protobuf level (engines/onnx_wire.py): no onnx package needed
-    where the engine is built (the double itself parses with onnx, so it runs afterwards)."""
+def test_without_the_onnx_package_the_engine_is_built_without_the_head(monkeypatch, cnn_onnx,
+                                                                       tmp_path):
+    """Editing the graph needs onnx (the jetson extra installs it); without it the build goes on
+    without the head and a note says so."""
     import sys
     from engines.confidence_head import head_for_build
     with monkeypatch.context() as blocked:
         blocked.setitem(sys.modules, "onnx", None)
         data, note = head_for_build(cnn_onnx)
-    assert note is None
-    model = onnx.load_from_string(data)
-    onnx.checker.check_model(model)
-    assert [o.name for o in model.graph.output] == ["logits"] + list(HEAD_OUTPUTS)
+    assert data is None
+    assert note.startswith("confidence head: not added, the onnx package is not installed here")
 
 
 def test_a_model_that_already_has_the_head_is_built_as_it_is(monkeypatch, cnn_onnx, tmp_path):

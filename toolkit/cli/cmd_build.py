@@ -58,8 +58,8 @@ def build(onnx_path, output, precision, min_batch, opt_batch, max_batch, workspa
     With TensorRT, a classifier (one output of shape N x classes) gets the confidence head: softmax
     and top-1 appended to its graph before parsing (kept in FP32 in fp16/int8 builds), so the
     engine outputs probs, confidence and label beside the logits and strategies read those
-    instead of computing a softmax on the host (no onnx package needed); the notes say whether
-    the engine has it. --no-confidence-head leaves it out.
+    instead of computing a softmax on the host (editing the graph needs the onnx package); the
+    notes say whether the engine has it. --no-confidence-head leaves it out.
 
     INT8 on TensorRT: with --data (or --eval-data) the engine is compared with the fp32 model on
     ONNX Runtime the same way; --auto-fallback rebuilds it with the most sensitive layers in FP32.
