@@ -37,6 +37,7 @@ def trained_small_cnn(digits_splits):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from export import models, training
+    torch.manual_seed(0)  # the initial weights: the same model whatever ran before
     model = models.small_cnn()
     return training.train_classifier(model, digits_splits[0], training.TrainConfig(epochs=6))
 

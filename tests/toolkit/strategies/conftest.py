@@ -85,6 +85,7 @@ def tiny_cnn_onnx(digits_splits, tmp_path_factory):
     torch.set_num_threads(1)
     from export import models, training
     from tests.conftest import _export_plain
+    torch.manual_seed(1)  # the initial weights: the same model whatever ran before
     model = training.train_classifier(models.tiny_cnn(), digits_splits[0],
                                       training.TrainConfig(epochs=3, seed=1))
     path = tmp_path_factory.mktemp("models") / "tiny_cnn.onnx"
