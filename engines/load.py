@@ -23,7 +23,7 @@ def load_engine(path, threads=0, providers=None, confidence_head=False):
     ``threads``: ONNX Runtime intra-op threads (0: its default); ``providers``: ONNX Runtime
     providers (names, aliases ``cpu``/``cuda``/``tensorrt`` or ``auto``; default CPU). Both are
     ignored by TensorRT engines. ``confidence_head``: ONNX Runtime runs the model with softmax
-    and top-1 appended to its graph (:mod:`engines.confidence_head`).
+    and top-1 appended to its graph (:mod:`engines.confidence_head`; when ``onnx`` is installed).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

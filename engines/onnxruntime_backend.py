@@ -58,7 +58,8 @@ class OnnxRuntimeEngine(Engine):
     threads (0: ONNX Runtime's default); ``max_batch``/``min_batch`` bound the batch like a TensorRT
     profile would. ``confidence_head=True`` appends softmax and top-1 to the graph
     (:mod:`engines.confidence_head`: outputs ``probs``, ``confidence``, ``label`` after the
-    model's own), unless the model keeps its weights in external data files.
+    model's own) when the ``onnx`` package is here to edit it and the model keeps no weights in
+    external data files; otherwise the model runs as is and the host computes softmax.
     """
 
     def __init__(self, model, providers=None, threads=0, max_batch=None, identity=None,
