@@ -107,7 +107,8 @@ def run_checks(machine, jetson, backends, install):
             "numpy 1.19.5 on aarch64, OPENBLAS_CORETYPE={}".format(
                 install["openblas_coretype"] or "unset"),
             "numpy 1.19.5 dies with 'Illegal instruction (core dumped)' on Jetson boards: "
-            "export OPENBLAS_CORETYPE=ARMV8 (add it to ~/.bashrc), or pip install numpy==1.19.4"))
+            "export OPENBLAS_CORETYPE=ARMV8 (add it to ~/.bashrc; numpy 1.19.4 does not need it, "
+            "but onnxruntime 1.9+ requires numpy >= 1.19.5)"))
     else:
         checks.append(_check("openblas", None, "numpy {} on {} (no check)".format(
             install["numpy"], machine["arch"])))
