@@ -75,3 +75,16 @@ test-jp5:
 
 clean-device:
 	rm -rf .venv-jp4 .venv-jp5
+
+# Do the Jetson requirement files resolve to aarch64 wheels on PyPI? (needs the network; a
+# Jetson cannot build numpy, onnx or onnxruntime from source in any reasonable time)
+.PHONY: jetson-wheels
+jetson-wheels:
+	rm -rf build/jetson-wheels
+	$(PYTHON) -m pip download --quiet --dest build/jetson-wheels/jp4 --only-binary :all: \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 36 --abi cp36m \
+		-r requirements/jetson-jp4.txt
+	$(PYTHON) -m pip download --quiet --dest build/jetson-wheels/jp5 --only-binary :all: \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 38 --abi cp38 \
+		-r requirements/jetson-jp5.txt
+	@echo "both Jetson requirement files resolve to aarch64 wheels (build/jetson-wheels)"
