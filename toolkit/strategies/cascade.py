@@ -103,8 +103,7 @@ class Cascade(Strategy):
         subset = images.take(handoff, axis=0)
         result_b = self.second.classify(subset, not self._same_input)
         if result_b.probs.shape[1] != probs.shape[1]:
-            raise InputError("the pair's models disagree on the number of classes: {} vs {}"
-                             .format(probs.shape[1], result_b.probs.shape[1]))
+            check_class_counts(probs.shape[1], result_b.probs.shape[1])
         conf_b = self._confidence(result_b, self._reuse_second)
         probs, labels, confidence = probs.copy(), result_a.labels.copy(), conf_a.copy()
         kept_first = 0
@@ -142,8 +141,7 @@ class Cascade(Strategy):
             return ClassifyResult(result_a.labels, result_a.probs, conf_a)
         result_b = self.second.classify(images, not self._same_input)
         if result_b.probs.shape[1] != result_a.probs.shape[1]:
-            raise InputError("the pair's models disagree on the number of classes: {} vs {}"
-                             .format(result_a.probs.shape[1], result_b.probs.shape[1]))
+            check_class_counts(result_a.probs.shape[1], result_b.probs.shape[1])
         conf_b = self._confidence(result_b, self._reuse_second)
         kept_first = 1 if self.post_check and not conf_b.item(0) >= value_a else 0
         self.last_handoff_index = _FIRST_ONLY

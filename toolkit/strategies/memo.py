@@ -230,8 +230,7 @@ class Memo(Strategy):
             confidence, labels = new_conf.take(miss_rows), new_labels.take(miss_rows)
         else:
             if probs.shape[1] != new_probs.shape[1]:
-                raise InputError("the inner strategy gave {} classes, the memo holds {}"
-                                 .format(new_probs.shape[1], probs.shape[1]))
+                _class_mismatch(new_probs.shape[1], probs.shape[1])
             if miss_rows is None:
                 probs[miss_positions] = new_probs
                 confidence[miss_positions] = new_conf
@@ -377,8 +376,7 @@ class Memo(Strategy):
             self._labels = np.zeros(0, dtype=np.int64)
             self._free = []
         elif self._probs.shape[1] != classes:
-            raise InputError("the inner strategy gave {} classes, the memo holds {}".format(
-                classes, self._probs.shape[1]))
+            _class_mismatch(classes, self._probs.shape[1])
         if labels is None:
             labels = probs.argmax(axis=1)
         entry_bytes = classes * 4 + ENTRY_OVERHEAD_BYTES
@@ -617,3 +615,7 @@ class MemoType(StrategyType):
         rate = strategy.stats().get("memo_hit_rate", 0.0)  # (1 - hit rate) x E(inner)
         value, text = expected(strategy.inner)
         return (1.0 - rate) * value, "(1 - {:.3f}) x [{}]".format(rate, text)
+
+
+def _class_mismatch(given, held):
+    raise InputError("the inner strategy gave {} classes, the memo holds {}".format(given, held))

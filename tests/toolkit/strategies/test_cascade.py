@@ -108,3 +108,26 @@ def test_models_with_different_class_counts_are_refused():
 def test_unknown_score_is_refused():
     with pytest.raises(InputError, match="score must be one of"):
         Cascade(logits_engine(3, identity="a"), logits_engine(3, identity="b"), 0.5, score="x")
+
+
+class _UndeclaredClasses(Recorder):
+    """An engine whose output does not declare its class count (known only when it runs)."""
+
+    def __init__(self, engine):
+        from engines.base import TensorSpec
+        super().__init__(engine)
+        spec = engine.outputs[0]
+        self.outputs = (TensorSpec(spec.name, (-1, -1), spec.dtype),)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_class_count_found_to_differ_while_running_is_a_one_line_error(batch):
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    from tests.toolkit.strategies.conftest import linear_image_onnx
+    rng = np.random.RandomState(0)
+    first, second = (_UndeclaredClasses(OnnxRuntimeEngine(linear_image_onnx(
+        rng.randn(64, classes).astype(np.float32)), threads=1)) for classes in (4, 3))
+    cascade = Cascade(first, second, 1.0)  # every sample goes to B
+    images = rng.rand(batch, 1, 8, 8).astype(np.float32)
+    with pytest.raises(InputError, match="disagree on the number of classes: 4 vs 3"):
+        cascade.classify(images)
