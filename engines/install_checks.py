@@ -5,11 +5,14 @@ are built for; TensorRT <= 8.5 breaks under numpy 1.24 - 1.26 (``trt.nptype`` us
 numpy 1.19.5 on aarch64 dies with "Illegal instruction" unless ``OPENBLAS_CORETYPE=ARMV8``; a venv
 sees JetPack's ``tensorrt`` only with ``--system-site-packages`` (or a link); pip older than 19.3
 (Ubuntu 18.04's pip 9) does not see manylinux2014 wheels and compiles numpy and friends from
-source. :func:`run_checks` is a pure function of the facts it is given, so tests can feed any.
+source; without the ``onnx`` package ``toolkit build`` makes engines without the confidence head.
+:func:`run_checks` is a pure function of the facts it is given, so tests can feed any.
 """
 import glob
 import os
 import sys
+
+from basics.lazy import is_available
 
 # JetPack major -> (Python of its TensorRT bindings, TensorRT, CUDA)
 JETPACK_STACKS = {"4": ("3.6", "8.0.1 / 8.2.1", "10.2"), "5": ("3.8", "8.5.2", "11.4"),
@@ -59,7 +62,7 @@ def install_facts(root="/"):
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "in_venv": in_venv, "venv": sys.prefix if in_venv else None,
             "system_site_packages": system_site,
-            "system_tensorrt": sorted(glob.glob(pattern))}
+            "system_tensorrt": sorted(glob.glob(pattern)), "onnx": is_available("onnx")}
 
 
 def _check(name, ok, detail, fix=None):
@@ -140,4 +143,14 @@ def run_checks(machine, jetson, backends, install):
             "pip", pip_version >= PIP_MANYLINUX2014, "pip {}".format(install["pip"]),
             "pip older than 19.3 does not see manylinux2014 wheels and builds numpy, onnxruntime "
             "... from source: python3 -m pip install --upgrade pip (first thing on JetPack 4)"))
+    # 6. onnx, for the confidence head in TensorRT engines (engines/confidence_head.py)
+    if trt["installed"] or jetson.get("is_jetson"):
+        checks.append(_check(
+            "onnx", bool(install.get("onnx")),
+            "onnx {}: `toolkit build` {} the confidence head (softmax, top-1) in engines".format(
+                *(("installed", "puts") if install.get("onnx") else ("missing", "leaves out"))),
+            "python3 -m pip install onnx (requirements/jetson-jp4.txt and jetson-jp5.txt pin "
+            "it); without it the host computes softmax, with the same answers"))
+    else:
+        checks.append(_check("onnx", None, "no TensorRT here (no check)"))
     return checks

@@ -16,7 +16,7 @@ def _backends(version=None, error=None):
 def _install(**changes):
     install = {"numpy": "1.19.4", "pip": "21.3.1", "openblas_coretype": None, "in_venv": True,
                "venv": "/home/nano/.venv", "system_site_packages": True,
-               "system_tensorrt": ["/usr/lib/python3.6/dist-packages/tensorrt"]}
+               "system_tensorrt": ["/usr/lib/python3.6/dist-packages/tensorrt"], "onnx": True}
     install.update(changes)
     return install
 
@@ -89,3 +89,20 @@ def test_install_facts_of_this_python(tmp_path):
     (tmp_path / "usr/lib/python3.6/dist-packages/tensorrt").mkdir(parents=True)
     assert install_facts(str(tmp_path))["system_tensorrt"] == [
         str(tmp_path / "usr/lib/python3.6/dist-packages/tensorrt")]
+
+
+@pytest.mark.parametrize("onnx, ok", [(True, True), (False, False)])
+def test_onnx_is_checked_where_engines_are_built(onnx, ok):
+    checks = _by_name(run_checks(MACHINE, NANO, _backends("8.2.1.8"), _install(onnx=onnx)))
+    assert checks["onnx"]["ok"] is ok
+    assert ("puts the confidence head" in checks["onnx"]["detail"]) is ok
+    if not ok:
+        assert "pip install onnx" in checks["onnx"]["fix"]
+    x86 = run_checks(dict(MACHINE, arch="x86_64"), {"is_jetson": False}, _backends(None),
+                     _install(onnx=False, system_tensorrt=[]))
+    assert _by_name(x86)["onnx"]["ok"] is None
+
+
+def test_install_facts_say_whether_onnx_imports():
+    import importlib.util
+    assert install_facts()["onnx"] is (importlib.util.find_spec("onnx") is not None)

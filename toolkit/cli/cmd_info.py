@@ -19,7 +19,8 @@ def info(as_json, root):
 
     Then it checks the device install (docs/jetson.md) and says how to fix what is wrong: Python
     vs JetPack, numpy vs TensorRT, OPENBLAS_CORETYPE with numpy 1.19.5 on aarch64, tensorrt
-    importable from this venv, pip new enough for manylinux2014 wheels.
+    importable from this venv, pip new enough for manylinux2014 wheels, onnx for the confidence
+    head in engines.
 
     \b
     Examples:
