@@ -10,34 +10,12 @@ import time
 
 import pytest
 
+from tests.processes import alive, children
 from tests.toolkit.power.fakes import FakeJetson
 from toolkit.power.tracefile import read_trace_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
-
-
-def _children(pid):
-    """Processes whose parent is ``pid`` (read from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/{}/stat".format(entry)) as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except (IOError, OSError):
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _alive(pid):
-    try:
-        with open("/proc/{}/stat".format(pid)) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except (IOError, OSError):
-        return False
 
 
 def _rows(path):
@@ -75,7 +53,7 @@ def _start(tmp_path, ignore_sigint=False, extra=()):
     (signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, True)])
 def test_signal_ends_the_recording_cleanly(tmp_path, signum, ignore_sigint):
     child, csv_path = _start(tmp_path, ignore_sigint)
-    samplers = _children(child.pid)
+    samplers = children(child.pid)
     assert samplers  # the sampler process
     child.send_signal(signum)
     try:
@@ -88,12 +66,12 @@ def test_signal_ends_the_recording_cleanly(tmp_path, signum, ignore_sigint):
     assert meta["end"]["samples"] == len(trace) >= 20 and not meta["cut_last_line"]
     assert meta["end"]["reason"] == ("interrupted" if signum == signal.SIGINT
                                      else "terminated by " + signal.Signals(signum).name)
-    assert _wait_for(lambda: not any(_alive(pid) for pid in samplers), 10)
+    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
 
 
 def test_sigkill_leaves_a_readable_recording_and_no_orphan(tmp_path):
     child, csv_path = _start(tmp_path)
-    samplers = _children(child.pid)
+    samplers = children(child.pid)
     assert samplers
     time.sleep(1.5)  # rows are flushed at least once a second
     seen = _rows(csv_path)
@@ -101,7 +79,7 @@ def test_sigkill_leaves_a_readable_recording_and_no_orphan(tmp_path):
     child.communicate(timeout=30)
     trace, meta = read_trace_csv(csv_path)
     assert len(trace) >= seen >= 20 and "end" not in meta
-    assert _wait_for(lambda: not any(_alive(pid) for pid in samplers), 10)
+    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
 
 
 def test_duration_ends_the_recording(tmp_path):

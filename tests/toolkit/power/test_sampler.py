@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.processes import alive
 from toolkit.power.config import PowerConfig
 from toolkit.power.meter import PowerMeter
 
@@ -17,12 +18,7 @@ def _gone(pid, timeout_s=10.0):
     """True once ``pid`` no longer runs (a zombie left to a non-reaping init counts as gone)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            with open("/proc/{}/status".format(pid)) as handle:
-                state = [l for l in handle if l.startswith("State:")][0]
-            if "Z" in state.split()[1]:
-                return True
-        except (IOError, OSError, IndexError):
+        if not alive(pid):
             return True
         time.sleep(0.05)
     return False

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.processes import alive, children, exe_name
 from tests.toolkit.triton.conftest import ready as _ready, server_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -42,10 +43,10 @@ def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, sig
             assert serve.poll() is None, serve.stderr.read().decode()
             assert time.monotonic() < deadline, "not ready"
             time.sleep(0.2)
-        servers[:] = [pid for pid in _children(serve.pid) if _name(pid) == "tritonserver"]
+        servers[:] = [pid for pid in children(serve.pid) if exe_name(pid) == "tritonserver"]
         assert len(servers) == 1
         group = servers[0]  # the server leads a process group of its own, with its stubs
-        stubs = [pid for pid in group_members(group) if _name(pid) == "triton_python_backend_stub"]
+        stubs = [pid for pid in group_members(group) if exe_name(pid) == "triton_python_backend_stub"]
         assert stubs, "the model runs in a stub process"
         serve.send_signal(signal_number)
         if signal_number == signal.SIGKILL:  # no clean-up code runs: the server follows its parent
@@ -56,8 +57,7 @@ def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, sig
         else:
             assert serve.wait(60) == 0
             assert b"stopped" in serve.stderr.read()
-        assert not [pid for pid in stubs if os.path.exists("/proc/{}".format(pid))
-                    and _state(pid) != "Z"]
+        assert not [pid for pid in stubs if alive(pid)]
         assert group_members(group) == []
         assert not _ready(config)
     finally:  # on a failure, too, leave no server behind (it leads a process group of its own)
@@ -73,31 +73,3 @@ def test_serve_stops_cleanly_on_a_signal_leaving_no_stub(exported, tmp_path, sig
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
-
-
-def _name(pid):
-    try:
-        return os.path.basename(os.readlink("/proc/{}/exe".format(pid)))
-    except OSError:
-        return None
-
-
-def _children(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/{}/stat".format(entry)) as handle:
-                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
-def _state(pid):
-    try:
-        with open("/proc/{}/stat".format(pid)) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
