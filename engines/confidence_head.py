@@ -197,9 +197,7 @@ def _append_head(proto, logits):
     else:
         graph.node.append(helper.make_node("ReduceMax", [PROBS], [CONFIDENCE],
                                            name=NODE_PREFIX + "reducemax", axes=[1], keepdims=0))
-    batch = _dim(dims[0]) if dims else "batch"
-    if batch is None:
-        batch = "batch"
+    batch = (_dim(dims[0]) if dims else None) or "batch"
     classes = _dim(dims[1]) if len(dims) == 2 and dims[1].HasField("dim_value") else None
     graph.output.extend([
         helper.make_tensor_value_info(PROBS, onnx.TensorProto.FLOAT, [batch, classes]),
