@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.toolkit.cli.test_cmd_power_signals import ROOT, _alive, _children, _wait_for
+from tests.processes import alive, children
+from tests.toolkit.cli.test_cmd_power_signals import ROOT, _wait_for
 from tests.toolkit.cli.test_cmd_run import spec  # noqa: F401 - the fixture
 from tests.toolkit.power.fakes import FakeJetson
 
@@ -27,8 +28,8 @@ def test_run_cut_by_a_signal_leaves_no_cut_file(spec, tmp_path, signum):  # noqa
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True)
     try:
-        assert _wait_for(lambda: _children(child.pid), 60)  # measuring: the sampler runs
-        samplers = _children(child.pid)
+        assert _wait_for(lambda: children(child.pid), 60)  # measuring: the sampler runs
+        samplers = children(child.pid)
         child.send_signal(signum)
         _, err = child.communicate(timeout=60)
     finally:
@@ -37,4 +38,4 @@ def test_run_cut_by_a_signal_leaves_no_cut_file(spec, tmp_path, signum):  # noqa
     assert "terminated by " + signal.Signals(signum).name in err
     assert sorted(os.listdir(str(out))) == ["p.csv"]  # no report, no temporary file
     assert predictions.read_text() == "an older run's predictions\n"
-    assert _wait_for(lambda: not any(_alive(pid) for pid in samplers), 10)
+    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
