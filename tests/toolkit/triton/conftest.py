@@ -8,7 +8,6 @@ so CI never passes them vacuously.
 """
 import os
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -85,35 +84,22 @@ def exported(spec_folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def _module_server(exported, tmp_path_factory):
-    """The wheel's tritonserver serving ``exported``, started once per module and stopped at its
-    end; a one-item list so that :func:`server` can replace a server that died."""
+    """The wheel's tritonserver serving ``exported`` (module-wide; stopped at the end)."""
     from toolkit.triton.server import TritonServer
-    log_dir = tmp_path_factory.mktemp("log")
-    holder = [TritonServer(server_config(exported, sorted(SPECS), log_dir / "server.log"))]
-    holder[0].__enter__()
-    try:
-        yield holder
-    finally:
-        holder[0].stop()
+    config = server_config(exported, sorted(SPECS), tmp_path_factory.mktemp("log") / "server.log")
+    with TritonServer(config) as running:
+        yield running
 
 
 @pytest.fixture
 def server(_module_server):
-    """The module's running server. One that died between tests (Triton itself, not the test
-    using it: each test checks what it does to the server) is reported as a warning with its exit
-    code and log tail, and a fresh one is started on new ports."""
-    from toolkit.triton.server import TritonServer
-    running = _module_server[0]
-    if running.poll() is not None:
-        config = running.config
-        warnings.warn("the module's tritonserver had exited with code {} before this test; "
-                      "restarting it. Its log ends:\n{}".format(running.poll(),
-                                                                _tail(config.log_path)))
-        running.stop()
-        fresh = TritonServer(server_config(config.repository, config.models,
-                                           config.log_path + ".restarted"))
-        _module_server[0] = fresh.__enter__()
-    return _module_server[0]
+    """The module's server, checked alive before each test: one that died since fails the test
+    with its exit code and log tail (the test before it, or Triton, broke it)."""
+    if _module_server.poll() is not None:
+        pytest.fail("the module's tritonserver exited with code {} before this test; its log "
+                    "ends:\n{}".format(_module_server.poll(),
+                                        _tail(_module_server.config.log_path)))
+    return _module_server
 
 
 def ready(config):
