@@ -34,6 +34,14 @@ then a shuffled copy, ``toolkit.deploy.duplicate``; the cache starts empty each 
 path: ``Convert(converter, Single(classifier))`` with CBNet's converting autoencoder and
 small_cnn (timing only: the converter is untrained).
 
+**Floors.** Two lines say what the two hardest aims need, from the run's own figures: the time
+per sample that 40x the peer at batch 32 allows, next to the engines' arithmetic (small_cnn on
+every sample, large_cnn on those handed off) at the best rate of a one-thread fp32 MatMul on this
+core (:func:`matmul_gmacs`); and the m + h (a miss's added work plus a hit) that 45% on the
+duplicated protocol allows, 0.1 c, next to the measured one. A memo miss is also timed on the
+real engines (the memo's misses less its own strategy alone), where it costs more than on
+replays.
+
 The machine's load inflates every microsecond figure; ratios measured in one run are fairer.
 
     python -m benchmarks.strategy_speed [--quick] [--rounds N]
@@ -157,6 +165,36 @@ def engine_us_per_image(engine, images, rounds):
         for feed in feeds:
             run(feed)
     return interleaved({"engine": one_pass}, rounds)["engine"] / len(images) * 1e6
+
+
+def matmul_gmacs(size=512, runs=30):
+    """The best rate, in GMAC/s, of ONNX Runtime's fp32 MatMul of two ``size`` x ``size``
+    matrices on one thread (the fastest of ``runs`` calls): what this core's fp32 matrix unit
+    reaches. A convolution runs as such products, so no fp32 engine on this core is faster; it
+    bounds what the batch-32 ratio can be."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+    weights = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
+        [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    feeds = {"x": weights}
+    session.run(None, feeds)
+    clock = CLOCK[0]
+    best = float("inf")
+    for _ in range(runs):
+        start = clock()
+        session.run(None, feeds)
+        best = min(best, clock() - start)
+    return size ** 3 / max(best, 1e-9) / 1e9
 
 
 # -- the peer's loop, rebuilt -------------------------------------------------------------------
@@ -319,19 +357,22 @@ def memo_figures(make_memo, strategy, images, rounds, own=None):
         classify_pass(memo, ones)()  # filled: every later call hits
     stream = duplicate(Dataset(images, None, [str(i) for i in range(10)]), 1.0).images
     stream_ones = batches_of(stream, 1)
-    dup = make_memo("exact")
+    dup, missing = make_memo("exact"), make_memo("exact")
     times = interleaved({
         "strategy": classify_pass(strategy, ones),
         "exact hit": classify_pass(exact, ones),
         "dhash hit": classify_pass(dhash, ones),
         "strategy, duplicated": classify_pass(strategy, stream_ones),
         "memo, duplicated": classify_pass(dup, stream_ones, dup.clear),
+        "misses": classify_pass(missing, ones, missing.clear),
+        "misses' strategy": classify_pass(missing.inner, ones),
     }, rounds)
     per = {name: seconds / len(ones) * 1e6 for name, seconds in times.items()}
     from toolkit.strategies import Memo
     miss_adds = (own(Memo, ones, Memo.clear) - own(None, ones, None)) / len(ones) * 1e6
     return {"hit_us": per["exact hit"], "dhash_hit_us": per["dhash hit"],
             "miss_adds_us": miss_adds, "strategy_us": per["strategy"],
+            "miss_adds_real_us": per["misses"] - per["misses' strategy"],
             "dup_reduction": 1.0 - times["memo, duplicated"] / times["strategy, duplicated"],
             "dup_seconds": times["memo, duplicated"],
             "dup_strategy_seconds": times["strategy, duplicated"]}
@@ -417,8 +458,12 @@ def measure(settings, log=print):
         results["int8_accuracy_points"] = 100.0 * float(np.mean(int8_labels == test.labels))
         results["fp32_accuracy_points"] = 100.0 * float(np.mean(fp32_labels == test.labels))
         results["large_macs_per_image"] = macs_per_image(large)
+        results["small_macs_per_image"] = macs_per_image(small)
         results["large_engine_us_per_image_b32"] = engine_us_per_image(fast.second.engine,
                                                                        images, settings.rounds)
+        results["matmul_gmacs"] = matmul_gmacs()
+        results["peer_us"] = peer / len(images) * 1e6
+        results["handoff_rate"] = notes["handoff_rate"]
 
         def own_pair(wrap, batches, before):
             return own_work(lambda a, b: wrap(pair(a, b)) if wrap else pair(a, b),
@@ -429,7 +474,8 @@ def measure(settings, log=print):
         for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
             results["memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
                                name + "_b1")] = memo[name]
-        notes["memo_cascade_us"] = memo["strategy_us"]
+        results["memo_strategy_us_b1"] = memo["strategy_us"]
+        results["memo_miss_adds_real_us_b1"] = memo["miss_adds_real_us"]
 
         def converted(head=True):
             return Convert(engine("converter"), Single(engine("small", head)))
@@ -456,6 +502,8 @@ def measure(settings, log=print):
         for name in ("hit_us", "miss_adds_us", "dhash_hit_us", "dup_reduction"):
             results["convert_memo_" + ("dup_reduction_b1" if name == "dup_reduction" else
                                        name + "_b1")] = memo[name]
+        results["convert_memo_strategy_us_b1"] = memo["strategy_us"]
+        results["convert_memo_miss_adds_real_us_b1"] = memo["miss_adds_real_us"]
     return results, notes
 
 
@@ -491,10 +539,46 @@ def report(results, log=print):
         "fp32 engine takes {:.1f} us per image at batch 32, {:.1f} GMAC/s on one core".format(
             macs / 1e6, results["large_engine_us_per_image_b32"],
             macs / results["large_engine_us_per_image_b32"] / 1e3))
+    log(floor_of_peer_ratio(results))
+    for prefix, name in (("memo_", "cascade"), ("convert_memo_", "CBNet path")):
+        log(floor_of_memo(results, prefix, name))
+    log("a memo miss on the real engines (its misses less its own strategy alone, interleaved: "
+        "the memo's work plus what the engine calls between cost it in caches; noisier than the "
+        "replays the aim uses): adds {:.2f} us (cascade), {:.2f} us (CBNet path)".format(
+            results["memo_miss_adds_real_us_b1"], results["convert_memo_miss_adds_real_us_b1"]))
     log("with it: own work {:.2f} us per call at batch 32 ({:.1%} of engine time); batch 1: "
         "{:.1%} of engine time; CBNet path {:.2f} us per call".format(
             results["cascade_own_us_b32"], results["cascade_own_share_b32"],
             results["cascade_own_share_b1"], results["convert_us_b1"]))
+
+
+def floor_of_peer_ratio(results):
+    """The line saying what 40x at batch 32 needs per sample, and what the engines' arithmetic
+    alone (small_cnn on every sample, large_cnn on those handed off) takes at this core's best
+    fp32 matmul rate, with no other work at all."""
+    needed = results["peer_us"] / 40.0
+    macs = (results["small_macs_per_image"]
+            + results["handoff_rate"] * results["large_macs_per_image"])
+    floor = macs / (results["matmul_gmacs"] * 1e3)
+    return ("what 40x at batch 32 needs: at most {:.2f} us per sample (the peer's {:.1f} / 40); "
+            "the engines' arithmetic alone ({:.2f} MMACs per sample: small_cnn on each, large_cnn "
+            "on the {:.1%} handed off) takes at least {:.2f} us per sample at this core's best "
+            "fp32 matmul rate ({:.1f} GMAC/s, ONNX Runtime, one thread): {}".format(
+                needed, results["peer_us"], macs / 1e6, results["handoff_rate"], floor,
+                results["matmul_gmacs"],
+                "out of reach in fp32 on this core" if floor > needed else "within reach"))
+
+
+def floor_of_memo(results, prefix, name):
+    """The line saying what 45% on the duplicated protocol needs of the memo: half the stream
+    misses (the strategy's time c plus the miss's m) and half hits (h), so the reduction is
+    0.5 - (m + h) / (2 c), and 45% needs m + h <= 0.1 c."""
+    strategy = results[prefix + "strategy_us_b1"]
+    spent = results[prefix + "hit_us_b1"] + results[prefix + "miss_adds_us_b1"]
+    return ("what 45% on the duplicated protocol needs ({}): a miss's added work m plus a hit h "
+            "at most 0.1 c = {:.2f} us (c = {:.2f} us, the strategy alone per call); measured "
+            "m + h = {:.2f} us, so at best 0.5 - (m + h) / (2 c) = {:.1%}".format(
+                name, 0.1 * strategy, strategy, spent, 0.5 - spent / (2.0 * strategy)))
 
 
 def main(argv=None):

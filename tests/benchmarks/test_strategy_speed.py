@@ -75,9 +75,19 @@ def test_report_prints_every_aim_with_its_verdict(capsys):
         results[key] = 1.0
     results["large_macs_per_image"] = 4.0e6
     results["large_engine_us_per_image_b32"] = 1000.0
+    results.update(matmul_gmacs=100.0, peer_us=200.0, handoff_rate=0.25, small_macs_per_image=0.0,
+                   memo_strategy_us_b1=20.0, convert_memo_strategy_us_b1=30.0,
+                   memo_miss_adds_real_us_b1=2.5, convert_memo_miss_adds_real_us_b1=3.5)
     bench.report(results)
     out = capsys.readouterr().out
     assert "4.00 MMACs per image" in out and "4.0 GMAC/s" in out
+    # 40x needs 200 / 40 = 5 us; 25% of 4 MMACs (and no small model) at 100 GMAC/s is 10 us
+    assert "at most 5.00 us per sample" in out and "at least 10.00 us per sample" in out
+    assert "out of reach in fp32 on this core" in out
+    # the memo: m + h = 3 + 5 against 0.1 c = 2 us (cascade) and 3 us (CBNet path)
+    assert "0.1 c = 2.00 us (c = 20.00 us" in out and "m + h = 8.00 us" in out
+    assert "at best 0.5 - (m + h) / (2 c) = 30.0%" in out
+    assert "adds 2.50 us (cascade), 3.50 us (CBNet path)" in out and "0.1 c = 3.00 us (c = 30.00 us" in out
     for key, _, _, _ in bench.AIMS:
         line = [row for row in out.splitlines() if row.startswith(key + " ")]
         assert len(line) == 1
@@ -102,3 +112,20 @@ def test_int8_engine_is_the_toolkits_int8_build_and_agrees_with_fp32(tmp_path):
     assert agree >= 0.9
     assert bench.engine_us_per_image(int8, images, rounds=1) > 0
     assert bench.macs_per_image(models.large_cnn()) > 1e6
+
+
+def test_the_matmul_rate_is_the_fastest_call_of_a_one_thread_product(monkeypatch):
+    ticks = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.003])  # calls of 4, 2 and 3 ms
+    monkeypatch.setattr(bench, "CLOCK", [lambda: next(ticks)])
+    rate = bench.matmul_gmacs(size=64, runs=3)
+    assert rate == pytest.approx(64 ** 3 / 0.002 / 1e9)
+
+
+def test_the_peer_ratio_floor_says_when_fp32_can_reach_40x():
+    results = {"peer_us": 480.0, "handoff_rate": 0.25, "large_macs_per_image": 4.0e6,
+               "small_macs_per_image": 0.2e6, "matmul_gmacs": 100.0}
+    line = bench.floor_of_peer_ratio(results)  # (0.2 + 0.25 x 4) MMACs at 100 GMAC/s: 12 us
+    assert "1.20 MMACs per sample" in line and "at least 12.00 us" in line
+    assert "at most 12.00 us" in line and line.endswith("within reach")
+    results["peer_us"] = 479.0
+    assert bench.floor_of_peer_ratio(results).endswith("out of reach in fp32 on this core")
