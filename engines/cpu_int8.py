@@ -13,7 +13,12 @@ form; :func:`cpu_form` rewrites it, from the same calibration (the same scales),
   this module does not know): 255 * 64 * 2 = 32640 fits a 16-bit sum, so no pair saturates
   (ONNX Runtime's quantization docs: ``reduce_range``).
 
-:func:`int8_path` is a pure function of ``/proc/cpuinfo``'s text and the machine name.
+:func:`int8_path` is a pure function of ``/proc/cpuinfo``'s text, the machine name and, where
+numpy exposes it, numpy's own run-time CPUID view (:func:`cpuid_features`). ONNX Runtime picks its
+kernels by CPUID. On a real machine ``/proc/cpuinfo`` says the same; under user-mode emulation
+(``qemu-x86_64 -cpu Haswell``, Intel SDE) it describes the host instead. When the two disagree on
+a feature both know, CPUID is taken, and flags only ``/proc/cpuinfo`` knows (``avx_vnni``) are
+dropped: the 7-bit form, safe on every CPU, rather than a guess.
 """
 import platform
 
@@ -25,6 +30,9 @@ from basics.lazy import lazy_import
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 ARM_DOT_PRODUCT_FLAGS = ("asimddp",)
 REDUCED_WEIGHT_MAX = 64  # 7-bit weights: 255 * 64 * 2 <= 32767
+#: /proc/cpuinfo's x86 flag -> numpy's CPUID feature name, for the flags that choose the form
+CPUID_NAMES = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512bw": "AVX512BW",
+               "avx512_vnni": "AVX512VNNI"}
 _X86 = ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
 _ARM = ("aarch64", "arm64", "armv8l", "armv8b")
 
@@ -61,19 +69,49 @@ def cpu_flags(cpuinfo_text):
     return flags
 
 
-def int8_path(cpuinfo_text, machine):
-    """The :class:`CpuInt8Path` of a CPU with ``/proc/cpuinfo`` text ``cpuinfo_text`` and
-    ``platform.machine()`` ``machine``."""
+def cpuid_features():
+    """numpy's run-time CPUID view, ``{"AVX2": True, ...}``; ``{}`` where numpy does not expose
+    it. (numpy >= 1.18 detects the CPU's features at import, as ONNX Runtime does: by CPUID and
+    the OS's saved register state.)"""
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = getattr(__import__(module, fromlist=["__cpu_features__"]),
+                               "__cpu_features__", None)
+        except ImportError:
+            continue
+        if isinstance(features, dict):
+            return dict(features)
+    return {}
+
+
+def _x86_flags(flags, cpuid):
+    """``(flags, note)``: the cpuinfo ``flags``, unless ``cpuid`` (:func:`cpuid_features`)
+    contradicts them on a feature both know; then the CPUID-confirmed flags only, and a note."""
+    known = [(flag, name) for flag, name in sorted(CPUID_NAMES.items()) if name in (cpuid or {})]
+    wrong = [flag for flag, name in known if (flag in flags) != bool(cpuid[name])]
+    if not wrong:
+        return flags, ""
+    return (set(flag for flag, name in known if cpuid[name]),
+            "; /proc/cpuinfo disagrees with CPUID on {} (an emulated CPU?): CPUID taken".format(
+                ", ".join(wrong)))
+
+
+def int8_path(cpuinfo_text, machine, cpuid=None):
+    """The :class:`CpuInt8Path` of a CPU with ``/proc/cpuinfo`` text ``cpuinfo_text``,
+    ``platform.machine()`` ``machine`` and, on x86, CPUID features ``cpuid``
+    (:func:`cpuid_features`; None or empty: ``/proc/cpuinfo`` alone)."""
     flags = cpu_flags(cpuinfo_text)
     arch = (machine or "").lower()
     if arch in _X86:
+        flags, note = _x86_flags(flags, cpuid)
         vnni = [flag for flag in VNNI_FLAGS if flag in flags]
         if vnni:
             return CpuInt8Path("x86", "VNNI: " + ", ".join(vnni), "u8s8",
-                               "VNNI adds u8 x s8 products in 32 bits: no saturation")
+                               "VNNI adds u8 x s8 products in 32 bits: no saturation" + note)
         simd = "AVX-512" if "avx512bw" in flags else "AVX2" if "avx2" in flags else "SSE"
         return CpuInt8Path("x86", "{} without VNNI".format(simd), "u8s8-reduce-range",
-                           "16-bit pair sums saturate with 8-bit weights; 7-bit weights do not")
+                           "16-bit pair sums saturate with 8-bit weights; 7-bit weights do not"
+                           + note)
     if arch in _ARM or arch.startswith("arm"):
         dot = [flag for flag in ARM_DOT_PRODUCT_FLAGS if flag in flags]
         return CpuInt8Path("arm", "dot product: asimddp" if dot else "no dot product (NEON "
@@ -84,13 +122,13 @@ def int8_path(cpuinfo_text, machine):
 
 
 def this_cpu_int8_path(cpuinfo_path="/proc/cpuinfo"):
-    """:func:`int8_path` of the CPU this runs on."""
+    """:func:`int8_path` of the CPU this runs on (its ``/proc/cpuinfo`` and numpy's CPUID)."""
     try:
         with open(cpuinfo_path) as handle:
             text = handle.read()
     except (IOError, OSError):
         text = ""
-    return int8_path(text, platform.machine())
+    return int8_path(text, platform.machine(), cpuid_features())
 
 
 class _Graph(object):

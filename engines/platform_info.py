@@ -148,10 +148,12 @@ def error_text(exc):
 def collect_info(root="/"):
     """Everything ``toolkit info`` shows, as a JSON-ready dict."""
     from engines import install_checks
-    from engines.cpu_int8 import int8_path
+    from engines.cpu_int8 import cpuid_features, int8_path
+    cpuid = cpuid_features() if root == "/" else None  # a fake tree describes another machine
     facts = {"machine": os_facts(root), "jetson": jetson_facts(root),
              "cuda_toolkit": cuda_toolkit_version(root), "backends": backend_facts(),
-             "cpu_int8": int8_path(_read(root, "/proc/cpuinfo"), platform.machine()).to_dict()}
+             "cpu_int8": int8_path(_read(root, "/proc/cpuinfo"), platform.machine(),
+                                   cpuid).to_dict()}
     facts["install_checks"] = install_checks.run_checks(
         facts["machine"], facts["jetson"], facts["backends"], install_checks.install_facts(root))
     return facts

@@ -1,5 +1,7 @@
 """engines/cpu_int8.py: which INT8 path a CPU takes (a pure function of /proc/cpuinfo), and the
 form ONNX Runtime's CPU engine gets: never the signed S8S8 one, and within the gate's promise."""
+import platform
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,32 @@ def test_int8_path_is_a_function_of_the_cpuinfo_text(text, machine, arch, form, 
     assert path.to_dict()["form"] == form and form in path.describe()
 
 
+HASWELL_CPUID = {"AVX2": True, "AVX512F": False, "AVX512BW": False, "AVX512VNNI": False,
+                 "SSSE3": True}
+CASCADE_LAKE_CPUID = dict(HASWELL_CPUID, AVX512F=True, AVX512BW=True, AVX512VNNI=True)
+
+
+@pytest.mark.parametrize("text, cpuid, form, taken", [
+    (CASCADE_LAKE, CASCADE_LAKE_CPUID, "u8s8", False),  # they agree: as before
+    (CASCADE_LAKE, None, "u8s8", False),  # no CPUID view: /proc/cpuinfo alone
+    (CASCADE_LAKE, {}, "u8s8", False),
+    (CASCADE_LAKE, HASWELL_CPUID, "u8s8-reduce-range", True),  # qemu -cpu Haswell on this host
+    (ALDER_LAKE, HASWELL_CPUID, "u8s8", False),  # avx_vnni: numpy does not know it, no conflict
+    (ALDER_LAKE, dict(HASWELL_CPUID, AVX2=False), "u8s8-reduce-range", True),  # conflict: dropped
+    (EPYC_ZEN2, CASCADE_LAKE_CPUID, "u8s8", True),  # CPUID has VNNI the text lacks: CPUID runs
+])
+def test_cpuid_overrules_a_cpuinfo_that_describes_another_cpu(text, cpuid, form, taken):
+    path = int8_path(text, "x86_64", cpuid)
+    assert path.form == form and ("CPUID taken" in path.reason) == taken
+
+
+def test_cpuid_features_is_numpys_run_time_view():
+    features = cpu_int8.cpuid_features()
+    assert isinstance(features, dict)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert features.get("SSE2") is True and "AVX512VNNI" in features
+
+
 def test_cpu_flags_reads_x86_and_arm_lines():
     assert {"avx2", "fma"} <= cpu_flags(EPYC_ZEN2) and "avx512_vnni" not in cpu_flags(EPYC_ZEN2)
     assert "asimddp" in cpu_flags(ORIN) and cpu_flags(None) == set()
@@ -46,8 +74,12 @@ def test_this_cpu_reads_the_given_cpuinfo(tmp_path, monkeypatch):
     path = tmp_path / "cpuinfo"
     path.write_text(EPYC_ZEN2)
     monkeypatch.setattr(cpu_int8.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(cpu_int8, "cpuid_features", lambda: {})  # numpy without the view
     assert cpu_int8.this_cpu_int8_path(str(path)).form == "u8s8-reduce-range"
     assert cpu_int8.this_cpu_int8_path(str(tmp_path / "missing")).arch == "x86"
+    monkeypatch.setattr(cpu_int8, "cpuid_features", lambda: HASWELL_CPUID)  # and with it
+    path.write_text(CASCADE_LAKE)
+    assert "CPUID taken" in cpu_int8.this_cpu_int8_path(str(path)).reason
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,96 @@
+"""INT8 on a real x86-64 without VNNI: the product's path run under ``qemu-x86_64 -cpu Haswell-v4``
+(AVX2, FMA, no AVX-512, no VNNI; QEMU's TCG executes the instructions ONNX Runtime picks by CPUID,
+VPMADDUBSW's saturating 16-bit sums included). Under user-mode emulation ``/proc/cpuinfo`` still
+describes the host, so this also checks that the toolkit follows CPUID where the two disagree.
+
+Skips where qemu-x86_64 is missing or the machine is not x86-64, except where
+``TOOLKIT_REQUIRE_QEMU=1`` (``.ci/run`` sets it once qemu-user is installed): then it fails.
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime.quantization")
+
+CPU = "Haswell-v4"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _qemu():
+    qemu = shutil.which("qemu-x86_64")
+    reason = None
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        reason = "not an x86-64 machine"
+    elif qemu is None:
+        reason = "qemu-x86_64 is not installed (Debian: apt-get install qemu-user)"
+    if reason is not None:
+        if os.environ.get("TOOLKIT_REQUIRE_QEMU") == "1":
+            pytest.fail("TOOLKIT_REQUIRE_QEMU=1 but " + reason)
+        pytest.skip(reason)
+    return qemu
+
+
+@pytest.fixture(scope="module")
+def emulated(small_cnn_onnx, digits_splits, tmp_path_factory):
+    """What the product does with small_cnn's INT8 model on the emulated CPU (JSON of
+    tests/engines/int8_forms_run.py), and the fp32 test accuracy measured here."""
+    qemu = _qemu()
+    import onnx
+
+    from calibration.qdq import QdqConfig, quantize_qdq
+    from engines.build import build_engine
+    from engines.build_config import BuildConfig
+    from engines.cpu_int8 import CpuInt8Path, cpu_form
+    from engines.int8_gate import Int8Gate
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+    folder = tmp_path_factory.mktemp("emulated")
+    train, _, test = digits_splits
+    qdq = str(folder / "small.int8.onnx")
+    quantize_qdq(small_cnn_onnx, train.images[:256], qdq, QdqConfig(batch_size=16))
+    u8s8 = str(folder / "small.u8s8.onnx")
+    onnx.save(cpu_form(onnx.load(qdq), CpuInt8Path("x86", "VNNI", "u8s8", "")), u8s8)
+    engine = str(folder / "small.int8.engine")  # built here, on a CPU with VNNI: the u8s8 form
+    build_engine(qdq, engine, BuildConfig(precision="int8", backend="onnxruntime"),
+                 Int8Gate(train.images[:256]))
+    data = str(folder / "test.npz")
+    np.savez(data, images=test.images, labels=test.labels)
+    with OnnxRuntimeEngine(small_cnn_onnx, threads=1) as fp32:
+        name = fp32.outputs[0].name
+        fp32_accuracy = float(np.mean(fp32.infer({"input": test.images})[name].argmax(1)
+                                      == test.labels))
+    run = subprocess.run(
+        [qemu, "-cpu", CPU, sys.executable, "-m", "tests.engines.int8_forms_run", data, qdq,
+         u8s8, engine], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result["fp32"] = fp32_accuracy
+    return result
+
+
+def test_the_emulated_cpu_saturates_the_full_range_form(emulated):
+    """The premise: on this CPU the 8-bit-weight form loses most of its accuracy (else the test
+    below would prove nothing)."""
+    assert emulated["fp32"] - emulated["u8s8"] >= 0.10, emulated
+
+
+def test_the_product_gives_an_avx2_cpu_the_7_bit_form_and_keeps_the_accuracy(emulated):
+    from engines.int8_gate import MAX_ACCURACY_DROP
+    form = emulated["form"]
+    assert form["form"] == "u8s8-reduce-range" and form["instructions"] == "AVX2 without VNNI"
+    assert "CPUID taken" in form["reason"]  # /proc/cpuinfo still shows the host's VNNI
+    assert 100.0 * (emulated["fp32"] - emulated["product"]) <= MAX_ACCURACY_DROP, emulated
+
+
+def test_an_int8_engine_built_on_a_vnni_cpu_is_refused_in_one_line(emulated):
+    message = emulated["engine"]
+    assert message.startswith("EngineCompatibilityError: ") and "\n" not in message
+    assert "would saturate them" in message and "AVX2 without VNNI" in message
