@@ -2,7 +2,7 @@
 ``python -m tests.engines.int8_forms_run DATA.npz QDQ.onnx U8S8.onnx ENGINE`` prints, as JSON, the
 INT8 form this CPU gets through the product's path (``engines.load.load_engine`` of the Q/DQ
 model), the test accuracy of that engine and of the full-range ``u8s8`` form, and what loading
-``ENGINE`` (an INT8 engine built elsewhere) says. Imports numpy, onnx and
+``ENGINE`` (an INT8 engine built elsewhere; "" for none) says. Imports numpy, onnx and
 onnxruntime only (no torch: everything under emulation is slow)."""
 import json
 import sys
@@ -26,11 +26,13 @@ def main(data_path, qdq_path, u8s8_path, engine_path):
     with load_engine(qdq_path, threads=1) as product, \
             OnnxRuntimeEngine(u8s8_path, threads=1) as full_range:
         result = {"form": this_cpu_int8_path().to_dict(), "product": accuracy(product, data),
-                  "u8s8": accuracy(full_range, data), "engine": "loaded"}
-    try:
-        load_engine(engine_path, threads=1).close()
-    except ToolkitError as exc:
-        result["engine"] = "{}: {}".format(type(exc).__name__, exc)
+                  "u8s8": accuracy(full_range, data), "engine": "not given"}
+    if engine_path:
+        try:
+            load_engine(engine_path, threads=1).close()
+            result["engine"] = "loaded"
+        except ToolkitError as exc:
+            result["engine"] = "{}: {}".format(type(exc).__name__, exc)
     print(json.dumps(result))
 
 

@@ -212,7 +212,8 @@ def test_an_engine_with_8bit_weights_is_refused_on_a_cpu_without_vnni(qdq_model,
     from engines import cpu_int8
     from engines.engine_file import read_sidecar
     from engines.load import load_engine
-    from tests.engines.test_cpu_int8 import CASCADE_LAKE, EPYC_ZEN2
+    from tests.engines.test_cpu_int8 import CASCADE_LAKE, EPYC_ZEN2, skip_without_vnni
+    skip_without_vnni()
     monkeypatch.setattr(cpu_int8, "this_cpu_int8_path",
                         lambda *args: cpu_int8.int8_path(CASCADE_LAKE, "x86_64"))
     out = str(tmp_path / "q.engine")
