@@ -64,8 +64,8 @@ clean:
 # The device-side suite on each JetPack's Python and libraries (docs/development.md): venvs
 # .venv-jp4 / .venv-jp5 from requirements/ci-*.txt, reused until those or setup.py change; a job
 # whose interpreter is missing says so in one line and skips.
-.PHONY: test-device test-jp4 test-jp5 clean-device
-test-device: test-jp4 test-jp5
+.PHONY: test-device test-jp4 test-jp5 test-jp5-avx2 clean-device
+test-device: test-jp4 test-jp5 test-jp5-avx2
 
 test-jp4:
 	@.ci/device-tests jp4 3.6 requirements/ci-jp4.txt
@@ -73,8 +73,17 @@ test-jp4:
 test-jp5:
 	@.ci/device-tests jp5 3.8 requirements/ci-jp5.txt
 
+# the jp5 suite on an x86-64 without VNNI (AVX2 only), emulated by qemu-x86_64 (qemu-user)
+test-jp5-avx2:
+	@EMULATE_CPU=Haswell-v4 .ci/device-tests jp5 3.8 requirements/ci-jp5.txt
+
 clean-device:
-	rm -rf .venv-jp4 .venv-jp5
+	rm -rf .venv-jp4 .venv-jp5 build/arm64
+
+# opt-in: the device suite on an emulated arm64 CPU (root, qemu-user, debootstrap; docs/development.md)
+.PHONY: test-arm64
+test-arm64: $(STAMP)
+	@PIP="$(BIN)/python -m pip" .ci/arm64-tests
 
 # Do the Jetson requirement files resolve to aarch64 wheels on PyPI? (needs the network; a
 # Jetson cannot build numpy, onnx or onnxruntime from source in any reasonable time)

@@ -39,3 +39,12 @@ def exe_name(pid):
         return os.path.basename(os.readlink("/proc/{}/exe".format(pid)))
     except OSError:
         return None
+
+
+def child_env(root, **extra):
+    """``os.environ`` for a child Python that imports the toolkit from ``root``: ``root`` first on
+    ``PYTHONPATH``, the caller's entries after it (an installation that lives on PYTHONPATH, as
+    under an emulator, stays importable), and ``extra``."""
+    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **extra)
+

@@ -5,6 +5,8 @@ describes the host, so this also checks that the toolkit follows CPUID where the
 
 Skips where qemu-x86_64 is missing or the machine is not x86-64, except where
 ``TOOLKIT_REQUIRE_QEMU=1`` (``.ci/run`` sets it once qemu-user is installed): then it fails.
+The same product path on an emulated Cortex-A57 (the Jetson Nano's CPU) runs where ``make
+test-arm64`` has set up its arm64 Python in build/arm64, and skips elsewhere.
 """
 import json
 import os
@@ -15,6 +17,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from tests.processes import child_env
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
@@ -38,11 +42,10 @@ def _qemu():
 
 
 @pytest.fixture(scope="module")
-def emulated(small_cnn_onnx, digits_splits, tmp_path_factory):
-    """What the product does with small_cnn's INT8 model on the emulated CPU (JSON of
-    tests/engines/int8_forms_run.py), and the fp32 test accuracy measured here. The INT8 engine
-    it loads there is built here, where this CPU does not saturate 8-bit weights itself."""
-    qemu = _qemu()
+def int8_files(small_cnn_onnx, digits_splits, tmp_path_factory):
+    """small_cnn's Q/DQ model, its full-range u8s8 form, an INT8 engine built here where this CPU
+    does not saturate 8-bit weights itself ("" elsewhere), the test split as .npz, and the fp32
+    test accuracy measured here."""
     import onnx
 
     from calibration.qdq import QdqConfig, quantize_qdq
@@ -68,15 +71,44 @@ def emulated(small_cnn_onnx, digits_splits, tmp_path_factory):
         name = fp32.outputs[0].name
         fp32_accuracy = float(np.mean(fp32.infer({"input": test.images})[name].argmax(1)
                                       == test.labels))
-    run = subprocess.run(
-        [qemu, "-cpu", CPU, sys.executable, "-m", "tests.engines.int8_forms_run", data, qdq,
-         u8s8, engine], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"))
+    return {"args": [data, qdq, u8s8, engine], "fp32": fp32_accuracy}
+
+
+def _run_forms(python, files, env):
+    """tests/engines/int8_forms_run.py run by ``python`` (a command list) on ``files``."""
+    run = subprocess.run(python + ["-m", "tests.engines.int8_forms_run"] + files["args"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=900, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    result["fp32"] = fp32_accuracy
+    result["fp32"] = files["fp32"]
     return result
+
+
+@pytest.fixture(scope="module")
+def emulated(int8_files):
+    """What the product does with small_cnn's INT8 model on the emulated x86-64 without VNNI."""
+    qemu = _qemu()
+    return _run_forms([qemu, "-cpu", CPU, sys.executable], int8_files,
+                      child_env(ROOT, OMP_NUM_THREADS="1"))
+
+
+ARM64 = os.path.join(ROOT, "build", "arm64")
+
+
+@pytest.fixture(scope="module")
+def emulated_arm64(int8_files):
+    """The same on an emulated Cortex-A57 (the Jetson Nano's CPU), with the arm64 Python and
+    JetPack 5.1 libraries that `make test-arm64` sets up in build/arm64 (skips without them)."""
+    python = os.path.join(ARM64, "root", "usr", "bin", "python3.11")
+    qemu = shutil.which("qemu-aarch64")
+    if qemu is None or not os.path.isfile(os.path.join(ARM64, "site", ".stamp")) \
+            or not os.path.isfile(python):
+        pytest.skip("needs qemu-aarch64 and the arm64 Python of `make test-arm64` (build/arm64)")
+    env = child_env(ROOT, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] += os.pathsep + os.path.join(ARM64, "site")
+    return _run_forms([qemu, "-cpu", "cortex-a57", "-L", os.path.join(ARM64, "root"), python],
+                      int8_files, env)
 
 
 def test_the_emulated_cpu_saturates_the_full_range_form(emulated):
@@ -99,3 +131,15 @@ def test_an_int8_engine_built_on_a_vnni_cpu_is_refused_in_one_line(emulated):
     message = emulated["engine"]
     assert message.startswith("EngineCompatibilityError: ") and "\n" not in message
     assert "would saturate them" in message and "AVX2 without VNNI" in message
+
+
+def test_the_product_gives_a_jetson_nano_cpu_8_bit_weights_and_keeps_the_accuracy(
+        emulated_arm64):
+    """ARM's integer kernels add in 32 bits: the u8s8 form, 8-bit weights, keeps the accuracy on
+    a Cortex-A57 without the dot product (NEON widening multiplies)."""
+    from engines.int8_gate import MAX_ACCURACY_DROP
+    form = emulated_arm64["form"]
+    assert (form["arch"], form["form"]) == ("arm", "u8s8")
+    assert 100.0 * (emulated_arm64["fp32"] - emulated_arm64["product"]) <= MAX_ACCURACY_DROP
+    assert emulated_arm64["u8s8"] == emulated_arm64["product"], emulated_arm64
+

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.processes import alive, children
+from tests.processes import alive, child_env, children
 from tests.toolkit.power.fakes import FakeJetson
 from toolkit.power.tracefile import read_trace_csv
 
@@ -38,7 +38,7 @@ def _wait_for(condition, timeout_s):
 def _start(tmp_path, ignore_sigint=False, extra=()):
     jetson = FakeJetson(tmp_path / "nano", "nano")
     csv_path = str(tmp_path / "trace.csv")
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = child_env(ROOT)
     preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     child = subprocess.Popen(
         [sys.executable, "-m", "toolkit.cli.main", "power", "--sysfs-root", jetson.root,
@@ -89,7 +89,7 @@ def test_duration_ends_the_recording(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "toolkit.cli.main", "power", "--sysfs-root", jetson.root,
          "--rate-hz", "50", "--duration", "1.5", "--record", csv_path],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+        cwd=ROOT, env=child_env(ROOT), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert done.returncode == 0, done.stderr
     trace, meta = read_trace_csv(csv_path)

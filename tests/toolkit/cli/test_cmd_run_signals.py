@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.processes import alive, children
+from tests.processes import alive, child_env, children
 from tests.toolkit.cli.test_cmd_power_signals import ROOT, _wait_for
 from tests.toolkit.cli.test_cmd_run import spec  # noqa: F401 - the fixture
 from tests.toolkit.power.fakes import FakeJetson
@@ -25,7 +25,7 @@ def test_run_cut_by_a_signal_leaves_no_cut_file(spec, tmp_path, signum):  # noqa
         [sys.executable, "-m", "toolkit.cli.main", "run", spec, "--data", "digits:test",
          "--no-progress", "--power", "ina3221", "--power-sysfs-root", nano.root,
          "--idle-s", "60", "-o", str(predictions), "--json", str(report)],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+        cwd=ROOT, env=child_env(ROOT), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True)
     try:
         assert _wait_for(lambda: children(child.pid), 60)  # measuring: the sampler runs
