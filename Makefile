@@ -78,12 +78,15 @@ test-jp5-avx2:
 	@EMULATE_CPU=Haswell-v4 .ci/device-tests jp5 3.8 requirements/ci-jp5.txt
 
 clean-device:
-	rm -rf .venv-jp4 .venv-jp5 build/arm64
+	rm -rf .venv-jp4 .venv-jp5 build/arm64-jp4 build/arm64-jp5
 
-# opt-in: the device suite on an emulated arm64 CPU (root, qemu-user, debootstrap; docs/development.md)
-.PHONY: test-arm64
-test-arm64: $(STAMP)
-	@PIP="$(BIN)/python -m pip" .ci/arm64-tests
+# opt-in: the device suite on an emulated Cortex-A57 with each JetPack's libraries (root,
+# qemu-user, debootstrap; docs/development.md)
+.PHONY: test-arm64 test-arm64-jp4 test-arm64-jp5
+test-arm64: test-arm64-jp4 test-arm64-jp5
+
+test-arm64-jp4 test-arm64-jp5: test-arm64-%: $(STAMP)
+	@PIP="$(BIN)/python -m pip" .ci/arm64-tests $*
 
 # Do the Jetson requirement files resolve to aarch64 wheels on PyPI? (needs the network; a
 # Jetson cannot build numpy, onnx or onnxruntime from source in any reasonable time)

@@ -5,8 +5,9 @@ describes the host, so this also checks that the toolkit follows CPUID where the
 
 Skips where qemu-x86_64 is missing or the machine is not x86-64, except where
 ``TOOLKIT_REQUIRE_QEMU=1`` (``.ci/run`` sets it once qemu-user is installed): then it fails.
-The same product path on an emulated Cortex-A57 (the Jetson Nano's CPU) runs where ``make
-test-arm64`` has set up its arm64 Python in build/arm64, and skips elsewhere.
+The same product path on an emulated Cortex-A57 (the Jetson Nano's CPU), with JetPack 4.6's and
+5.1's libraries, runs where ``make test-arm64`` has set up their arm64 Pythons in
+build/arm64-jp4 and build/arm64-jp5, and skips elsewhere.
 """
 import json
 import os
@@ -93,21 +94,22 @@ def emulated(int8_files):
                       child_env(ROOT, OMP_NUM_THREADS="1"))
 
 
-ARM64 = os.path.join(ROOT, "build", "arm64")
-
-
-@pytest.fixture(scope="module")
-def emulated_arm64(int8_files):
-    """The same on an emulated Cortex-A57 (the Jetson Nano's CPU), with the arm64 Python and
-    JetPack 5.1 libraries that `make test-arm64` sets up in build/arm64 (skips without them)."""
-    python = os.path.join(ARM64, "root", "usr", "bin", "python3.11")
+@pytest.fixture(scope="module", params=[("jp4", "3.9"), ("jp5", "3.11")],
+                ids=["jetpack4.6-libraries", "jetpack5.1-libraries"])
+def emulated_arm64(request, int8_files):
+    """The same on an emulated Cortex-A57 (the Jetson Nano's CPU), with the arm64 Python and one
+    JetPack's libraries that `make test-arm64` sets up in build/arm64-SET (skips without them)."""
+    name, version = request.param
+    folder = os.path.join(ROOT, "build", "arm64-" + name)
+    python = os.path.join(folder, "root", "usr", "bin", "python" + version)
     qemu = shutil.which("qemu-aarch64")
-    if qemu is None or not os.path.isfile(os.path.join(ARM64, "site", ".stamp")) \
+    if qemu is None or not os.path.isfile(os.path.join(folder, "site", ".stamp")) \
             or not os.path.isfile(python):
-        pytest.skip("needs qemu-aarch64 and the arm64 Python of `make test-arm64` (build/arm64)")
+        pytest.skip("needs qemu-aarch64 and the arm64 Python of `make test-arm64-{}` ({})".format(
+            name, folder))
     env = child_env(ROOT, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] += os.pathsep + os.path.join(ARM64, "site")
-    return _run_forms([qemu, "-cpu", "cortex-a57", "-L", os.path.join(ARM64, "root"), python],
+    env["PYTHONPATH"] += os.pathsep + os.path.join(folder, "site")
+    return _run_forms([qemu, "-cpu", "cortex-a57", "-L", os.path.join(folder, "root"), python],
                       int8_files, env)
 
 
