@@ -1,5 +1,6 @@
 """Processes as Linux ``/proc`` shows them, for tests that check what a command leaves behind."""
 import os
+import time
 
 
 def _stat_fields(pid):
@@ -62,4 +63,15 @@ def child_env(root, **extra):
     under an emulator, stays importable), and ``extra``."""
     paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **extra)
+
+
+def wait_for(condition, timeout_s):
+    """True as soon as ``condition()`` is, polled every 50 ms; its last value after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
 

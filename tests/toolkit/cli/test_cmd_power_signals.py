@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.processes import alive, child_env, children
+from tests.processes import alive, child_env, children, wait_for
 from tests.toolkit.power.fakes import FakeJetson
 from toolkit.power.tracefile import read_trace_csv
 
@@ -26,15 +26,6 @@ def _rows(path):
         return 0
 
 
-def _wait_for(condition, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def _start(tmp_path, ignore_sigint=False, extra=()):
     jetson = FakeJetson(tmp_path / "nano", "nano")
     csv_path = str(tmp_path / "trace.csv")
@@ -45,7 +36,7 @@ def _start(tmp_path, ignore_sigint=False, extra=()):
          "--rate-hz", "50", "--refresh-s", "0.2", "--record", csv_path] + list(extra),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True, preexec_fn=preexec)
-    assert _wait_for(lambda: _rows(csv_path) >= 20, 60), child.communicate(timeout=5)
+    assert wait_for(lambda: _rows(csv_path) >= 20, 60), child.communicate(timeout=5)
     return child, csv_path
 
 
@@ -66,7 +57,7 @@ def test_signal_ends_the_recording_cleanly(tmp_path, signum, ignore_sigint):
     assert meta["end"]["samples"] == len(trace) >= 20 and not meta["cut_last_line"]
     assert meta["end"]["reason"] == ("interrupted" if signum == signal.SIGINT
                                      else "terminated by " + signal.Signals(signum).name)
-    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
+    assert wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
 
 
 def test_sigkill_leaves_a_readable_recording_and_no_orphan(tmp_path):
@@ -79,7 +70,7 @@ def test_sigkill_leaves_a_readable_recording_and_no_orphan(tmp_path):
     child.communicate(timeout=30)
     trace, meta = read_trace_csv(csv_path)
     assert len(trace) >= seen >= 20 and "end" not in meta
-    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
+    assert wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
 
 
 def test_duration_ends_the_recording(tmp_path):

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.processes import alive, child_env, children
-from tests.toolkit.cli.test_cmd_power_signals import ROOT, _wait_for
+from tests.processes import alive, child_env, children, wait_for
+from tests.toolkit.cli.test_cmd_power_signals import ROOT
 from tests.toolkit.cli.test_cmd_run import spec  # noqa: F401 - the fixture
 from tests.toolkit.power.fakes import FakeJetson
 
@@ -28,7 +28,7 @@ def test_run_cut_by_a_signal_leaves_no_cut_file(spec, tmp_path, signum):  # noqa
         cwd=ROOT, env=child_env(ROOT), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True)
     try:
-        assert _wait_for(lambda: children(child.pid), 60)  # measuring: the sampler runs
+        assert wait_for(lambda: children(child.pid), 60)  # measuring: the sampler runs
         samplers = children(child.pid)
         child.send_signal(signum)
         _, err = child.communicate(timeout=60)
@@ -38,4 +38,4 @@ def test_run_cut_by_a_signal_leaves_no_cut_file(spec, tmp_path, signum):  # noqa
     assert "terminated by " + signal.Signals(signum).name in err
     assert sorted(os.listdir(str(out))) == ["p.csv"]  # no report, no temporary file
     assert predictions.read_text() == "an older run's predictions\n"
-    assert _wait_for(lambda: not any(alive(pid) for pid in samplers), 10)
+    assert wait_for(lambda: not any(alive(pid) for pid in samplers), 10)

@@ -9,19 +9,14 @@ import time
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.processes import alive
+from tests.processes import alive, wait_for
 from toolkit.power.config import PowerConfig
 from toolkit.power.meter import PowerMeter
 
 
 def _gone(pid, timeout_s=10.0):
     """True once ``pid`` no longer runs (a zombie left to a non-reaping init counts as gone)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_for(lambda: not alive(pid), timeout_s)
 
 
 def test_windows_measure_the_energy_that_was_drawn(make_jetson):
