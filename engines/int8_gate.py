@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from basics.errors import InputError
+from engines.confidence_head import scores_output
 
 MIN_AGREEMENT = 0.95  # top-1 agreement with fp32 on calibration samples
 MAX_RELATIVE_ERROR = 0.1  # outputs without classes: RMS difference / RMS of the fp32 output
@@ -117,13 +118,8 @@ class Int8Report(object):
         return rows
 
 
-def _first_output(engine):
-    from engines.confidence_head import scores_output
-    return scores_output(engine).name
-
-
 def _outputs(engine, input_name, images, chunk=64):
-    name = _first_output(engine)
+    name = scores_output(engine).name
     parts = [engine.infer({input_name: images[start:start + chunk]})[name]
              for start in range(0, len(images), chunk)]
     return np.concatenate(parts)

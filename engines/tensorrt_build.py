@@ -22,7 +22,8 @@ from basics.errors import InputError, MissingDependencyError
 from basics.lazy import lazy_import
 from engines import cuda_memory
 from engines.base import TensorSpec
-from engines.confidence_head import HEAD_OUTPUTS, NODE_PREFIX, head_for_build, names_have_head
+from engines.confidence_head import (HEAD_OUTPUTS, LABEL, NODE_PREFIX, head_for_build,
+                                     names_have_head)
 from engines.tensorrt_backend import get_logger, numpy_dtype
 from engines.tensorrt_calibrator import make_calibrator, read_cache
 from engines.tensorrt_progress import build_progress
@@ -212,7 +213,7 @@ def has_qdq_layers(trt, network):
 
 def _head_note(outputs):
     """What the build notes say of an engine with the confidence head."""
-    label = [spec for spec in outputs if spec.name == HEAD_OUTPUTS[2]][0]
+    label = [spec for spec in outputs if spec.name == LABEL][0]
     note = "confidence head: in the engine (outputs {}, computed by TensorRT)".format(
         ", ".join(HEAD_OUTPUTS))
     if label.dtype.itemsize < 8:
