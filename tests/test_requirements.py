@@ -50,3 +50,15 @@ def test_every_listed_difference_is_still_a_difference():
     for jetpack, package in DIFFERENCES:
         device, job = _pins("jetson-{}.txt".format(jetpack)), _pins("ci-{}.txt".format(jetpack))
         assert device[package] != job[package], (jetpack, package)
+
+
+@pytest.mark.parametrize("jetpack", ["jp4", "jp5"])
+def test_the_emulated_arm64_set_pins_what_the_device_job_tests(jetpack):
+    """requirements/ci-arm64-SET.txt (make test-arm64) is the device job's set on arm64: every
+    package the job pins, at the same version (plus what those pull in)."""
+    arm64, job = _pins("ci-arm64-{}.txt".format(jetpack)), _pins("ci-{}.txt".format(jetpack))
+    for package in sorted(job):
+        assert arm64.get(package) == job[package], (
+            "{}: ci-arm64-{} pins {}, the device job tests {}".format(
+                package, jetpack, arm64.get(package), job[package]))
+
