@@ -92,15 +92,6 @@ def test_this_cpu_reads_the_given_cpuinfo(tmp_path, monkeypatch):
     assert "CPUID taken" in cpu_int8.this_cpu_int8_path(str(path)).reason
 
 
-@pytest.fixture(scope="module")
-def qdq_model(small_cnn_onnx, digits_splits, tmp_path_factory):
-    """small_cnn's Q/DQ model for TensorRT (signed, symmetric), as ``toolkit calibrate`` writes it."""
-    from calibration.qdq import QdqConfig, quantize_qdq
-    out = str(tmp_path_factory.mktemp("cpuform") / "small.int8.onnx")
-    quantize_qdq(small_cnn_onnx, digits_splits[0].images, out, QdqConfig(batch_size=16))
-    return out
-
-
 def _zero_points(model):
     """(activation zero-point dtypes, weight int8 arrays, Q nodes reading initializers)."""
     from onnx import numpy_helper

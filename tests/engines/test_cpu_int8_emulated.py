@@ -43,13 +43,12 @@ def _qemu():
 
 
 @pytest.fixture(scope="module")
-def int8_files(small_cnn_onnx, digits_splits, tmp_path_factory):
+def int8_files(qdq_model, small_cnn_onnx, digits_splits, tmp_path_factory):
     """small_cnn's Q/DQ model, its full-range u8s8 form, an INT8 engine built here where this CPU
     does not saturate 8-bit weights itself ("" elsewhere), the test split as .npz, and the fp32
     test accuracy measured here."""
     import onnx
 
-    from calibration.qdq import QdqConfig, quantize_qdq
     from engines.build import build_engine
     from engines.build_config import BuildConfig
     from engines.cpu_int8 import CpuInt8Path, cpu_form, this_cpu_int8_path
@@ -57,8 +56,7 @@ def int8_files(small_cnn_onnx, digits_splits, tmp_path_factory):
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     folder = tmp_path_factory.mktemp("emulated")
     train, _, test = digits_splits
-    qdq = str(folder / "small.int8.onnx")
-    quantize_qdq(small_cnn_onnx, train.images[:256], qdq, QdqConfig(batch_size=16))
+    qdq = qdq_model
     u8s8 = str(folder / "small.u8s8.onnx")
     onnx.save(cpu_form(onnx.load(qdq), CpuInt8Path("x86", "VNNI", "u8s8", "")), u8s8)
     engine = ""

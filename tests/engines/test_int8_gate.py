@@ -18,14 +18,6 @@ INT8 = BuildConfig(precision="int8", backend="onnxruntime", max_batch=64)
 
 
 @pytest.fixture(scope="module")
-def qdq_model(small_cnn_onnx, digits_splits, tmp_path_factory):
-    from calibration.qdq import QdqConfig, quantize_qdq
-    out = str(tmp_path_factory.mktemp("gate") / "small.int8.onnx")
-    quantize_qdq(small_cnn_onnx, digits_splits[0].images, out, QdqConfig(batch_size=16))
-    return out
-
-
-@pytest.fixture(scope="module")
 def broken_model(qdq_model, tmp_path_factory):
     """The Q/DQ model with the activation scale in front of the second convolution 200x too big:
     that layer's input collapses to a few levels."""
